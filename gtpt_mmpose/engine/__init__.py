@@ -1,0 +1,4 @@
+from .curriculum import CurriculumInitHook
+from .ema import CosineMomentumEMA, GTPTEMAHook
+
+__all__ = ['CosineMomentumEMA', 'CurriculumInitHook', 'GTPTEMAHook']

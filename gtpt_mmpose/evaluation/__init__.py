@@ -1,0 +1,3 @@
+from .wholebody_part_metric import WholeBodyPartMetric
+
+__all__ = ['WholeBodyPartMetric']

@@ -1,0 +1,3 @@
+from .gtpt import GTPT
+
+__all__ = ['GTPT']

@@ -1,0 +1,3 @@
+from .gtpt_head import GTPTHead
+
+__all__ = ['GTPTHead']

@@ -1,0 +1,3 @@
+from .global_perceived_loss import GlobalPerceivedLoss
+
+__all__ = ['GlobalPerceivedLoss']
