@@ -65,6 +65,8 @@ def convert_official_state_dict(state: Mapping[str, torch.Tensor]) -> 'OrderedDi
             sub = key[len('features.'):]
             if _DROPPED.match(sub):
                 continue
+            if sub.endswith('num_batches_tracked') and value.numel() == 1:
+                value = value.reshape(())  # some writers store the counter as shape (1,)
             try:
                 out['backbone.' + _backbone_key(sub)] = value
             except KeyError:

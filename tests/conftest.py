@@ -1,0 +1,70 @@
+"""Shared fixtures: paths of the bundled data and converted authors' checkpoints."""
+import os
+import os.path as osp
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+FIXTURES = osp.join(REPO, 'tests', 'data', 'official-gtpt')
+MINI_DATA = osp.join(REPO, 'demo', 'data', 'coco-wholebody-mini')
+PARITY_FIXTURES = ('gtpt-t_coco', 'gtpt-t_coco-wholebody', 'gtpt-b_coco', 'gtpt-b_coco-wholebody')
+
+sys.path.insert(0, FIXTURES)  # make_checkpoint.py, the fixtures' own generator
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _registries():
+    import gtpt_mmpose  # noqa: F401
+    from mmpose.utils import register_all_modules
+    register_all_modules()
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> str:
+    return REPO
+
+
+@pytest.fixture(scope='session')
+def mini_data_root() -> str:
+    return MINI_DATA
+
+
+def config_file(name: str) -> str:
+    return osp.join(REPO, 'configs', name + '.py')
+
+
+@pytest.fixture(scope='session')
+def converted(tmp_path_factory):
+    """converted(name) -> path of the fixture's authors' checkpoint converted by our tool (cached)."""
+    import make_checkpoint
+
+    cache = {}
+    root = tmp_path_factory.mktemp('converted')
+
+    def get(name: str) -> str:
+        if name not in cache:
+            src, dst = str(root / f'{name}_authors.pth'), str(root / f'{name}.pth')
+            make_checkpoint.save_checkpoint(osp.join(FIXTURES, name), src)
+            subprocess.run([sys.executable, osp.join(REPO, 'tools', 'convert_official_checkpoint.py'), src, dst],
+                           check=True, cwd=REPO, capture_output=True)
+            cache[name] = dst
+        return cache[name]
+
+    return get
+
+
+def fixture_input(name: str):
+    import make_checkpoint
+    import torch
+    return torch.from_numpy(make_checkpoint.make_input(osp.join(FIXTURES, name)))
+
+
+def python_env() -> dict:
+    """Environment for subprocesses: deterministic, quiet, CPU only."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore', CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='2')
+    return env
