@@ -1,0 +1,32 @@
+# Stage 2 of the README's demo (`make demo`): GTPT-T on all 133 keypoints of the bundled mini set,
+# initialised from stage 1 (`--cfg-options stage1_checkpoint=...`). Same shortcuts as
+# gtpt-t_coco_mini.py: no augmentation, GT boxes, lr 2e-3 without decay, EMA decay from 0.9.
+_base_ = ['./gtpt-t_coco-wholebody.py']
+
+data_root = '{{$GTPT_DATA_ROOT:demo/data/coco-wholebody-mini/}}'
+max_epochs = 300
+train_cfg = dict(max_epochs=max_epochs, val_interval=50)
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
+param_scheduler = []
+custom_hooks = [
+    dict(type='GTPTEMAHook', momentum_start=0.9, priority='NORMAL'),
+    dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
+]
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=50, max_keep_ckpts=2))
+
+train_pipeline = [
+    dict(type='LoadImage', color_type='color_ignore_orientation'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='TopdownAffine', input_size={{_base_.input_size}}),
+    dict(type='GenerateTarget', encoder={{_base_.codec}}),
+    dict(type='PackPoseInputs'),
+]
+train_dataloader = dict(
+    batch_size=16, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=16, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, bbox_file=None))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/coco_wholebody_val_v1.0.json')
+test_evaluator = val_evaluator
