@@ -200,7 +200,7 @@ class GTPT(BaseModule):
             keep = plan.coarse_keep.get(i)
             x, logits = blk.attention_residual(x, score_rows=front if (keep or i == last) else 0)
             if keep:
-                index = pooled_scores(logits).squeeze(-2).topk(keep, dim=-1).indices
+                index = pooled_scores(logits).topk(keep, dim=-1).indices  # B, keep
                 x = torch.cat((x[:, :front], take_tokens(x[:, front:], index)), dim=1)
                 pos, origin = take_tokens(pos, index), origin.gather(-1, index)
                 if record is not None:
