@@ -4,15 +4,16 @@
 _base_ = ['./gtpt-t_coco-wholebody.py']
 
 data_root = '{{$GTPT_DATA_ROOT:demo/data/coco-wholebody-mini/}}'
-max_epochs = 300
-train_cfg = dict(max_epochs=max_epochs, val_interval=50)
+max_epochs = 100
+train_cfg = dict(max_epochs=max_epochs, val_interval=25)
+model = dict(test_cfg=dict(flip_test=False))  # trained without flip augmentation
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = []
 custom_hooks = [
     dict(type='GTPTEMAHook', momentum_start=0.9, priority='NORMAL'),
     dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
 ]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=50, max_keep_ckpts=2))
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=25, max_keep_ckpts=2))
 
 train_pipeline = [
     dict(type='LoadImage', color_type='color_ignore_orientation'),
