@@ -1,6 +1,7 @@
 # Stage 2 of the README's demo (`make demo`): GTPT-T on all 133 keypoints of the bundled mini set,
 # initialised from stage 1 (`--cfg-options stage1_checkpoint=...`). Same shortcuts as
-# gtpt-t_coco_mini.py: no augmentation, GT boxes, lr 2e-3 without decay, EMA decay from 0.9.
+# gtpt-t_coco_mini.py: no augmentation or flip test, GT boxes, lr 2e-3 without decay, EMA decay 0.9
+# on a cosine stretched over 10k iterations.
 _base_ = ['./gtpt-t_coco-wholebody.py']
 
 data_root = '{{$GTPT_DATA_ROOT:demo/data/coco-wholebody-mini/}}'
@@ -10,7 +11,7 @@ model = dict(test_cfg=dict(flip_test=False))  # trained without flip augmentatio
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = []
 custom_hooks = [
-    dict(type='GTPTEMAHook', momentum_start=0.9, priority='NORMAL'),
+    dict(type='GTPTEMAHook', momentum_start=0.9, total_iters=10000, priority='NORMAL'),
     dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
 ]
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=25, max_keep_ckpts=2))
