@@ -6,18 +6,22 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.gtpt-setup-done
 
-.PHONY: setup demo test clean
+.PHONY: setup install demo test clean
 
 setup: $(STAMP)
+
+# refresh the installed copy (configs and tools under gtpt_mmpose/.mim) from the working tree
+install: setup
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation .
 
 $(STAMP): tools/setup_env.sh requirements/constraints.txt requirements/runtime.txt setup.py
 	PYTHON=$(PYTHON) bash tools/setup_env.sh
 	touch $@
 
-demo: setup
+demo: install
 	$(PY) tools/run_demo.py
 
-test: setup
+test: install
 	$(PY) -m pytest tests -ra
 
 clean:
