@@ -1,5 +1,4 @@
 """Run MMPose's own ``tools/train.py`` / ``tools/test.py`` with this package loaded."""
-import os
 import os.path as osp
 import runpy
 import sys
@@ -42,8 +41,6 @@ def cpu_distributed_args(argv: List[str]) -> List[str]:
 def run_mmpose_tool(name: str, argv: List[str]) -> int:
     import gtpt_mmpose  # noqa: F401  (registries, safe checkpoint loading)
 
-    if 'LOCAL_RANK' not in os.environ and '--local_rank' not in ' '.join(argv):
-        os.environ.setdefault('LOCAL_RANK', '0')
     extra = cpu_distributed_args(argv) if name == 'train.py' else []
     sys.argv = [mmpose_tool(name)] + list(argv) + extra
     runpy.run_path(sys.argv[0], run_name='__main__')
