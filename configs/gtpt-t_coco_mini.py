@@ -9,13 +9,13 @@
 _base_ = ['./gtpt-t_coco.py']
 
 data_root = '{{$GTPT_DATA_ROOT:demo/data/coco-wholebody-mini/}}'
-max_epochs = 120
-train_cfg = dict(max_epochs=max_epochs, val_interval=40)
+max_epochs = 180
+train_cfg = dict(max_epochs=max_epochs, val_interval=60)
 model = dict(test_cfg=dict(flip_test=False))  # trained without flip augmentation
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = []
 custom_hooks = [dict(type='GTPTEMAHook', momentum_start=0.9, total_iters=10000, priority='NORMAL')]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=40, max_keep_ckpts=2))
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=60, max_keep_ckpts=2))
 
 train_pipeline = [
     dict(type='LoadImage', color_type='color_ignore_orientation'),
