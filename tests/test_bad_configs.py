@@ -1,0 +1,46 @@
+"""Bad model configs fail when the model is built, with a message naming the field (issue 8)."""
+import pytest
+from conftest import config_file
+
+
+def build(**backbone):
+    from mmengine.config import Config
+    from mmpose.registry import MODELS
+    cfg = Config.fromfile(config_file('gtpt-t_coco-wholebody'))
+    cfg.model.backbone.update(backbone)
+    return MODELS.build(cfg.model)
+
+
+@pytest.mark.parametrize('ratios, message', [
+    ((1.0, 0.7, 0.5, 0.0), r'keep_ratios must be four values in \(0, 1\]'),
+    ((1.0, 1.2, 0.5, 0.3), r'keep_ratios must be four values in \(0, 1\]'),
+    ((1.0, 0.7, 0.5), r'keep_ratios must be four values'),
+    ((1.0, 0.5, 0.7, 0.3), 'keep_ratios must not increase'),
+    ((1.0, 0.7, 0.5, 0.1), 'keep_ratios keep .* no visual token for a group with 68 dense keypoints'),
+])
+def test_invalid_keep_ratios_are_refused(ratios, message):
+    with pytest.raises(ValueError, match=message):
+        build(keep_ratios=ratios)
+
+
+def test_groups_must_cover_every_keypoint_exactly_once():
+    groups = [list(range(0, 5)) + list(range(23, 91)), list(range(5, 11)) + list(range(91, 133)),
+              list(range(11, 17)) + list(range(17, 23))]
+    with pytest.raises(ValueError, match=r'groups: keypoints \[22\] are in no group'):
+        build(groups=[groups[0], groups[1], groups[2][:-1]])
+    with pytest.raises(ValueError, match=r'groups: keypoints \[5\] appear more than once'):
+        build(groups=[groups[0] + [5], groups[1], groups[2]])
+    with pytest.raises(ValueError, match=r'groups: keypoint ids \[140\] are outside 0..132'):
+        build(groups=[groups[0] + [140], groups[1], groups[2]])
+    with pytest.raises(ValueError, match='the face keypoints 23..90 must all be in one group'):
+        build(groups=[groups[0][:-1], groups[1] + [90], groups[2]])
+
+
+def test_keypoint_count_must_be_coco_or_coco_wholebody():
+    with pytest.raises(ValueError, match='num_keypoints must be 17 .* or 133'):
+        build(num_keypoints=21)
+
+
+def test_unknown_arch_is_refused():
+    with pytest.raises(ValueError, match="arch must be one of \\['b', 's', 't'\\]"):
+        build(arch='xl')
