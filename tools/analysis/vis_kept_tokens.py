@@ -3,128 +3,174 @@
 
     python tools/analysis/vis_kept_tokens.py CONFIG CHECKPOINT IMAGE --out OUT.png [--bbox X Y W H]
 
-The person (the whole image without --bbox) is cropped by the config's own test pipeline. Panels:
-the crop with the predicted keypoints; all visual tokens; those kept by the coarse pruning; then,
-for the head, upper-body and lower-body groups, the tokens each group received at the
-coarse-to-fine transition (light) and still holds after the second pruning (bright). Each token
-covers a 16 x 12 pixel cell of the 256 x 192 crop. Asking for the kept tokens changes no output.
+The person (the whole image without --bbox) is cropped by the config's own test pipeline, and the
+crop goes through ``model.backbone.kept_tokens`` once. Panels: the crop with the keypoints the
+head decodes from that pass (no flip test), coloured by group; all visual tokens; the tokens kept
+by the coarse pruning; then, one column per group (head, upper body, lower body), the tokens the
+group received at the coarse-to-fine transition and those left after the second pruning. Kept
+cells are tinted in the group's colour, dropped cells dimmed. Each token covers a 16 x 12 pixel
+cell of the 256 x 192 crop. Asking for the kept tokens changes no output of the model.
 """
 import argparse
 import os.path as osp
 import sys
-from typing import Dict
+from typing import Dict, List, NoReturn, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 GROUP_NAMES = ('head', 'upper body', 'lower body')
-GROUP_COLORS = np.array([[1.0, 0.35, 0.2], [0.2, 0.8, 0.3], [0.25, 0.5, 1.0]])
+GROUP_COLORS = ((1.0, 0.45, 0.1), (0.15, 0.85, 0.3), (0.25, 0.55, 1.0))
+NEUTRAL = (1.0, 1.0, 1.0)
 KPT_THR = 0.03  # SimCC probabilities: a confident keypoint peaks near 0.1
+DIM = 0.25  # brightness of dropped cells
 
 
-def parse_args(argv=None):
+def fail(message: str) -> NoReturn:
+    """Stop with one line naming the problem, and no traceback."""
+    raise SystemExit(f'vis_kept_tokens: {message}')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('config')
-    p.add_argument('checkpoint')
-    p.add_argument('image')
+    p.add_argument('config', help='GTPT config (COCO or COCO-WholeBody)')
+    p.add_argument('checkpoint', help='its weights')
+    p.add_argument('image', help='image with the person')
     p.add_argument('--out', required=True, help='PNG to write')
-    p.add_argument('--bbox', type=float, nargs=4, metavar=('X', 'Y', 'W', 'H'))
+    p.add_argument('--bbox', type=float, nargs=4, metavar=('X', 'Y', 'W', 'H'),
+                   help='person box (default: the whole image)')
+    p.add_argument('--kpt-thr', type=float, default=KPT_THR, help='minimum score of drawn keypoints')
     p.add_argument('--device', default='cpu')
     return p.parse_args(argv)
 
 
-def crop_and_tokens(model, image_path: str, bbox_xywh=None) -> Dict[str, np.ndarray]:
-    """Run the config's test pipeline on one box; return the RGB crop, kept indices and keypoints."""
-    import mmcv
-    from mmcv.transforms import Compose
-    from mmpose.datasets.datasets.utils import parse_pose_metainfo  # noqa: F401  (pipeline registry)
+def preprocess(model: torch.nn.Module, image_path: str, bbox_xywh: Optional[Sequence[float]]) -> dict:
+    """One box through the config's test pipeline and the model's data preprocessor, as
+    ``mmpose.apis.inference_topdown`` does it. Returns MMEngine's batch dict (inputs normalised)."""
+    from mmengine.dataset import Compose, pseudo_collate
+    from PIL import Image
 
-    image = mmcv.imread(image_path)
-    if image is None:
-        raise SystemExit(f'vis_kept_tokens: cannot read image {image_path!r}')
-    h, w = image.shape[:2]
-    x, y, bw, bh = bbox_xywh if bbox_xywh else (0, 0, w, h)
-    data = dict(img=image, img_path=image_path, bbox=np.array([[x, y, x + bw, y + bh]], np.float32),
-                bbox_score=np.ones(1, np.float32))
-    data.update(model.dataset_meta)
-    packed = Compose(model.cfg.test_dataloader.dataset.pipeline)(data)
-    batch = model.data_preprocessor(dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']]))
-    with torch.no_grad():
-        kept = model.backbone.kept_tokens(batch['inputs'])
-        pred_x, pred_y = model.head.classify(kept.pop('tokens'))
-    px, py = pred_x.softmax(-1)[0], pred_y.softmax(-1)[0]
-    keypoints = torch.stack((px.argmax(-1), py.argmax(-1)), -1).float() / model.head.simcc_split_ratio
-    crop = packed['inputs'].numpy().transpose(1, 2, 0)[..., ::-1]  # BGR -> RGB
-    return dict(crop=crop, keypoints=keypoints.numpy(), scores=torch.minimum(px.max(-1).values, py.max(-1).values).numpy(),
-                **{k: v[0].numpy() for k, v in kept.items()})
+    # the whole image by default; its stored size, as inference_topdown takes it
+    x, y, w, h = bbox_xywh if bbox_xywh else (0, 0, *Image.open(image_path).size)
+    # the pipeline's LoadImage reads the file, with the config's colour and orientation settings
+    data = dict(img_path=image_path, bbox=np.array([[x, y, x + w, y + h]], np.float32),
+                bbox_score=np.ones(1, np.float32), **model.dataset_meta)
+    batch = pseudo_collate([Compose(model.cfg.test_dataloader.dataset.pipeline)(data)])
+    return model.data_preprocessor(batch, False)
 
 
-def token_panel(crop: np.ndarray, grid: tuple, strong, light=(), color=(1.0, 1.0, 1.0)) -> np.ndarray:
-    """The crop dimmed outside the kept cells; ``light`` cells half tinted, ``strong`` tinted."""
+@torch.no_grad()
+def analyse(model: torch.nn.Module, batch: dict) -> Dict[str, np.ndarray]:
+    """Kept indices of every pruning step, the crop the network saw (RGB) and the keypoints the
+    head decodes from the same pass, in crop pixels."""
+    kept = model.backbone.kept_tokens(batch['inputs'])
+    # flip test off: the keypoints come from exactly the tokens drawn
+    pred = model.head.predict((kept.pop('tokens'),), batch['data_samples'], test_cfg=dict(flip_test=False))[0]
+    pre = model.data_preprocessor
+    crop = (batch['inputs'][0] * pre.std + pre.mean).clamp(0, 255).byte().permute(1, 2, 0)
+    return dict(crop=crop.cpu().numpy(), keypoints=pred.keypoints[0], scores=pred.keypoint_scores[0],
+                **{k: v[0].cpu().numpy() for k, v in kept.items()})
+
+
+def token_panel(crop: np.ndarray, grid: Tuple[int, int], kept: Sequence[int], color: Sequence[float]) -> np.ndarray:
+    """The crop with ``kept`` cells tinted in ``color`` and every other cell dimmed; grid lines."""
     rows, cols = grid
     ch, cw = crop.shape[0] // rows, crop.shape[1] // cols
     img = crop.astype(np.float32) / 255.0
-    out = img * 0.2
-    for cells, alpha in ((light, 0.25), (strong, 0.45)):
-        for t in cells:
-            r, c = divmod(int(t), cols)
-            cell = img[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw]
-            out[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = (1 - alpha) * cell + alpha * np.asarray(color)
+    mask = np.zeros(grid, bool)
+    mask.flat[np.asarray(kept, int)] = True
+    mask = mask.repeat(ch, 0).repeat(cw, 1)[..., None]
+    out = np.where(mask, 0.6 * img + 0.4 * np.asarray(color), DIM * img)
+    out[::ch] *= 0.5  # grid lines: one token per cell
+    out[:, ::cw] *= 0.5
     return out.clip(0, 1)
 
 
-def draw(result: Dict[str, np.ndarray], grid: tuple, out: str, title: str) -> None:
+def visual(indices: np.ndarray) -> np.ndarray:
+    """Visual token indices of a group step (-1 marks dense keypoint tokens)."""
+    return indices[indices >= 0]
+
+
+def draw(result: Dict[str, np.ndarray], groups: Sequence[Sequence[int]], grid: Tuple[int, int],
+         kpt_thr: float, out: str, title: str) -> None:
+    """A grid of panels: top row crop + keypoints, all tokens, coarse steps; below, one column per
+    group and one row per group step (transition, then each fine pruning)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     crop, num = result['crop'], grid[0] * grid[1]
-    coarse = [k for k in result if k.startswith('coarse_layer')]
-    kept1 = result[coarse[-1]] if coarse else np.arange(num)
-    fig, axes = plt.subplots(2, 4, figsize=(13, 9))
-    axes[0, 0].imshow(crop)
-    ok = result['scores'] > KPT_THR
-    axes[0, 0].scatter(result['keypoints'][ok, 0], result['keypoints'][ok, 1], s=6, c='yellow')
-    axes[0, 0].set_title(f'crop and {ok.sum()} keypoints (score > {KPT_THR})')
-    axes[0, 1].imshow(token_panel(crop, grid, range(num)))
-    axes[0, 1].set_title(f'all {num} visual tokens')
-    axes[0, 2].imshow(token_panel(crop, grid, kept1))
-    axes[0, 2].set_title(f'coarse pruning: {len(kept1)} kept')
-    late = [k for k in result if k.startswith('group_layer')]
-    for g, name in enumerate(GROUP_NAMES):
-        first = result['transition'][g][result['transition'][g] >= 0]
-        last = result[late[-1]][g][result[late[-1]][g] >= 0] if late else first
-        ax = axes[1, g]
-        ax.imshow(token_panel(crop, grid, last, light=sorted(set(first) - set(last)), color=GROUP_COLORS[g]))
-        ax.set_title(f'{name}: {len(first)} -> {len(last)} visual tokens')
-    axes[0, 3].axis('off')
-    axes[0, 3].text(0, 0.5, 'group panels (bottom row):\nbright: kept to the end\nlight: given at the transition,\n  dropped by the second pruning\ndark: not given to the group',
-                    fontsize=11, va='center')
-    axes[1, 3].imshow(sum(token_panel(crop, grid, result[late[-1]][g][result[late[-1]][g] >= 0] if late else [],
-                                      color=GROUP_COLORS[g]) for g in range(3)).clip(0, 1))
-    axes[1, 3].set_title('all groups after prune #2')
+    names = [GROUP_NAMES[g] if len(groups) == len(GROUP_NAMES) else f'group {g}' for g in range(len(groups))]
+    colors = [GROUP_COLORS[g % len(GROUP_COLORS)] for g in range(len(groups))]
+    coarse = sorted((k for k in result if k.startswith('coarse_layer')), key=lambda k: int(k[len('coarse_layer'):]))
+    fine = ['transition'] + sorted((k for k in result if k.startswith('group_layer')),
+                                   key=lambda k: int(k[len('group_layer'):]))
+    rows, cols = 1 + len(fine), max(len(groups), 2 + len(coarse))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 4.5 * rows), squeeze=False)
     for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=80)
+        ax.axis('off')
+
+    ax = axes[0, 0]
+    ax.imshow(crop)
+    shown = result['scores'] > kpt_thr
+    for g, ids in enumerate(groups):
+        ids = [k for k in ids if shown[k]]
+        ax.scatter(result['keypoints'][ids, 0], result['keypoints'][ids, 1], s=14, color=colors[g],
+                   edgecolors='black', linewidths=0.5)
+    ax.set_xlim(0, crop.shape[1])  # keypoints outside the crop must not rescale the panel
+    ax.set_ylim(crop.shape[0], 0)
+    ax.set_title(f'keypoints, score > {kpt_thr:g}\n{shown.sum()} of {len(shown)} (no flip test)', fontsize=10)
+    axes[0, 1].imshow(token_panel(crop, grid, range(num), NEUTRAL))
+    axes[0, 1].set_title(f'all {num} visual tokens\n({grid[0]} x {grid[1]} cells)', fontsize=10)
+    previous, step = np.arange(num), 0
+    for c, key in enumerate(coarse):
+        step += 1
+        kept = result[key]
+        axes[0, 2 + c].imshow(token_panel(crop, grid, kept, NEUTRAL))
+        axes[0, 2 + c].set_title(f'prune #{step} (coarse layer {key[len("coarse_layer"):]})\n'
+                                 f'{len(kept)} of {len(previous)} kept', fontsize=10)
+        previous = kept
+
+    for g in range(len(groups)):
+        before = previous
+        for r, key in enumerate(fine):
+            kept, dense = visual(result[key][g]), int((result[key][g] < 0).sum())
+            label = ('transition' if key == 'transition'
+                     else f'prune #{step + r} (group layer {key[len("group_layer"):]})')
+            ax = axes[1 + r, g]
+            ax.imshow(token_panel(crop, grid, kept, colors[g]))
+            ax.set_title(f'{names[g]}: {label}\n{len(kept)} of {len(before)} visual kept'
+                         + (f' + {dense} dense' if dense else ''), fontsize=10)
+            before = kept
+    fig.suptitle(f'{title}\ntinted: kept, dimmed: dropped', fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))  # room for the two-line title
+    fig.savefig(out, dpi=90)
     plt.close(fig)
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     for what, path in (('config', args.config), ('checkpoint', args.checkpoint), ('image', args.image)):
         if not osp.isfile(path):
-            raise SystemExit(f'vis_kept_tokens: {what} {path!r} does not exist')
+            fail(f'{what} {path!r} does not exist')
+    import mmcv
+    if mmcv.imread(args.image) is None:
+        fail(f'cannot read image {args.image!r}')
+    import gtpt_mmpose  # noqa: F401  (registries, safe checkpoint loading)
     from mmpose.apis import init_model
 
-    import gtpt_mmpose  # noqa: F401
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    try:
+        model = init_model(args.config, args.checkpoint, device=args.device)
+    except Exception as e:  # MMEngine raises many kinds for a bad config or checkpoint
+        fail(f'cannot build the model from {args.config!r} and {args.checkpoint!r}: {type(e).__name__}: {e}')
+    if not hasattr(model.backbone, 'kept_tokens'):
+        fail(f'{args.config!r} is not a GTPT model (its backbone has no kept_tokens)')
+    result = analyse(model, preprocess(model, args.image, args.bbox))
     w, h = model.cfg.codec.input_size
-    grid = (h // 16, w // 12)
-    result = crop_and_tokens(model, args.image, args.bbox)
-    draw(result, grid, args.out, f'{osp.basename(args.config)}: kept visual tokens for {osp.basename(args.image)}')
+    grid = (h // 16, w // 12)  # each visual token covers 16 x 12 input pixels
+    box = ' box ' + ' '.join(f'{v:g}' for v in args.bbox) if args.bbox else ' (whole image)'
+    title = f'{osp.basename(args.config)}: kept visual tokens, {osp.basename(args.image)}{box}'
+    draw(result, model.backbone.layout.groups, grid, args.kpt_thr, args.out, title)
     print(f'-> {args.out}')
     return 0
 
