@@ -1,7 +1,8 @@
 """ShuffleNetV2 stems that turn the image into a stride-4 feature map (spec §1.2–1.4).
 
 They follow the authors' blocks exactly: every convolution has a bias and there is no max-pool,
-unlike MMPose's ``ShuffleNetV2``, so the authors' weights load one to one.
+unlike MMPose's ``ShuffleNetV2``, so the authors' weights load one to one. The concat + channel
+shuffle that ends a unit is one copy that keeps the memory format (channels-last in eager PyTorch).
 """
 from typing import List
 
@@ -9,10 +10,13 @@ import torch
 import torch.nn as nn
 
 
-def channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:
-    """Output channel ``groups * j + g`` takes input channel ``g * C / groups + j``."""
-    b, c, h, w = x.shape
-    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+def concat_shuffle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``channel_shuffle(cat((a, b), 1), groups=2)`` as one copy: output channel ``2j + g`` is
+    channel ``j`` of input ``g``. (B, C, H, W) twice -> (B, 2C, H, W), channels-last if ``b`` is."""
+    if b.is_contiguous(memory_format=torch.channels_last):  # channels are the innermost axis
+        nhwc = torch.stack((a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)), dim=-1).flatten(3)
+        return nhwc.permute(0, 3, 1, 2)
+    return torch.stack((a, b), dim=2).flatten(1, 2)
 
 
 class InvertedResidual(nn.Module):
@@ -54,10 +58,8 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1:
             x1, x2 = x.chunk(2, dim=1)
-            out = torch.cat((x1, self.branch2(x2)), dim=1)
-        else:
-            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
-        return channel_shuffle(out, 2)
+            return concat_shuffle(x1, self.branch2(x2))
+        return concat_shuffle(self.branch1(x), self.branch2(x))
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
