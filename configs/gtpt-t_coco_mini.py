@@ -14,7 +14,10 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=60)
 model = dict(test_cfg=dict(flip_test=False))  # trained without flip augmentation
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = []
-custom_hooks = [dict(type='GTPTEMAHook', momentum_start=0.9, total_iters=10000, priority='NORMAL')]
+custom_hooks = [
+    dict(type='GTPTEMAHook', momentum_start=0.9, total_iters=10000, priority='NORMAL'),
+    dict(type='KeypointCountCheckHook'),
+]
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=60, max_keep_ckpts=2))
 
 train_pipeline = [

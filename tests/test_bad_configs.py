@@ -44,3 +44,26 @@ def test_keypoint_count_must_be_coco_or_coco_wholebody():
 def test_unknown_arch_is_refused():
     with pytest.raises(ValueError, match="arch must be one of \\['b', 's', 't'\\]"):
         build(arch='xl')
+
+
+def test_a_model_whose_keypoint_count_differs_from_the_datasets_is_refused():
+    from types import SimpleNamespace
+
+    from gtpt_mmpose.engine import KeypointCountCheckHook
+    model = build()  # 133 keypoints
+    coco = SimpleNamespace(metainfo=dict(num_keypoints=17))
+    runner = SimpleNamespace(model=model, train_dataloader=SimpleNamespace(dataset=coco))
+    with pytest.raises(ValueError, match='model.backbone.num_keypoints is 133, but the training data set .* 17'):
+        KeypointCountCheckHook().before_train(runner)
+    runner.train_dataloader.dataset = SimpleNamespace(metainfo=dict(num_keypoints=133))
+    KeypointCountCheckHook().before_train(runner)  # matching counts pass
+
+
+def test_every_config_checks_the_keypoint_count():
+    import glob
+    import os.path as osp
+
+    from conftest import REPO
+    from mmengine.config import Config
+    for path in glob.glob(osp.join(REPO, 'configs', 'gtpt-*.py')):
+        assert 'KeypointCountCheckHook' in [h['type'] for h in Config.fromfile(path).custom_hooks], path

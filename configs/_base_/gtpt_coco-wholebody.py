@@ -21,4 +21,5 @@ default_hooks = dict(checkpoint=dict(save_best='coco-wholebody/AP'))
 custom_hooks = [
     dict(type='GTPTEMAHook', momentum_start=0.996, priority='NORMAL'),
     dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
+    dict(type='KeypointCountCheckHook'),
 ]

@@ -13,7 +13,10 @@ auto_scale_lr = dict(base_batch_size=256)  # 4 GPUs x 64
 randomness = dict(seed=42)
 
 # ---- EMA of every weight and buffer; validation and checkpoints use the EMA copy -----------------
-custom_hooks = [dict(type='GTPTEMAHook', momentum_start=0.996, priority='NORMAL')]
+custom_hooks = [
+    dict(type='GTPTEMAHook', momentum_start=0.996, priority='NORMAL'),
+    dict(type='KeypointCountCheckHook'),  # model and data set must agree on the keypoint count
+]
 
 # ---- codec: SimCC, 2 bins per pixel, Gaussian sigma 4 bins, normalised -------------------------
 # Differs from the authors' targets (spec §6.1): MMPose rounds the centre to a whole bin (<= 0.25
