@@ -185,8 +185,10 @@ class GTPT(BaseModule):
         f = self.patch_norm(self.run_stem(x))                   # B, ch, H/4, W/4
         b, ch, fh, fw = f.shape
         ph, pw = PATCH_SIZE
-        # patch vector order (row in patch, col in patch, channel), channel fastest (§1.5)
-        f = f.view(b, ch, fh // ph, ph, fw // pw, pw).permute(0, 2, 4, 3, 5, 1)
+        # patch vector order (row in patch, col in patch, channel), channel fastest (§1.5): go
+        # channels-last, then swap the row-in-patch and patch-column axes (ONNX Runtime moves these
+        # blocks of pw * ch contiguous values 4-5x faster than it runs the equivalent 6-D permute)
+        f = f.permute(0, 2, 3, 1).reshape(b, fh // ph, ph, fw // pw, pw * ch).transpose(2, 3)
         return self.patch_embed(f.reshape(b, -1, ph * pw * ch)) + self.pos_embed
 
     # ---- encoders ------------------------------------------------------------------------------

@@ -209,7 +209,10 @@ class PruningPlan(nn.Module):
 
     @staticmethod
     def _key_mask(layout: GroupLayout, num_own: int) -> torch.Tensor:
-        return torch.cat((layout.slot_visible(), torch.ones(num_own, dtype=torch.bool)))[None]  # 1, keys
+        """(1, keys) additive mask, 0 for visible keys and -inf for hidden slots; additive rather than
+        bool because ONNX exports of bool masks add a NaN guard over every attention matrix."""
+        visible = torch.cat((layout.slot_visible(), torch.ones(num_own, dtype=torch.bool)))[None]
+        return torch.zeros(visible.shape).masked_fill(~visible, float('-inf'))
 
     def counts(self) -> Dict[str, object]:
         """Token counts of this path, for logs and tests."""

@@ -80,7 +80,8 @@ class GroupAttention(nn.Module):
         """
         Args:
             x (Tensor): (B, G, L, C), the first ``num_slots`` tokens of each group are its slots.
-            key_mask (Tensor): bool (1, G * num_slots + L - num_slots), True where a key is visible.
+            key_mask (Tensor): (1, G * num_slots + L - num_slots), bool (True where a key is
+                visible) or additive float (0 visible, -inf hidden).
             score_rows (int): also return the logits of each group's first ``score_rows`` queries
                 against its own non-slot keys.
 
