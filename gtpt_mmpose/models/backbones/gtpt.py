@@ -25,9 +25,9 @@ PATCH_SIZE = (4, 3)  # rows x cols of the stride-4 feature map per visual token
 # Each encoder has two keep-ratio stages of three layers; the second opens at its layer 3, where
 # the coarse encoder also turns the human token into keypoint tokens.
 SECOND_STAGE = 3
-# Images per stem call at inference: a whole large batch's stride-2/4 feature maps fall out of the
-# CPU caches (measured on 2 cores: batch 32 took 2.6x the per-image time of chunks of 4).
-STEM_CHUNK = 4
+# Images per tokenizer call at inference: a whole large batch's stride-2/4 feature maps fall out
+# of the CPU caches (measured on 2 cores: batch 32 in one call took 3x the time of chunks of 4).
+TOKENIZE_CHUNK = 4
 
 
 def sine_position_table(rows: int, cols: int, dims: int, temperature: float = 10000.) -> torch.Tensor:
@@ -169,20 +169,19 @@ class GTPT(BaseModule):
                 nn.init.trunc_normal_(getattr(self, name), std=0.02)
 
     # ---- tokenizer -----------------------------------------------------------------------------
-    def run_stem(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> (B, ch, H/4, W/4). Eager PyTorch runs the stem channels-last, oneDNN's
-        fast layout for depthwise and 1x1 convolutions, and at inference on chunks of images;
-        an exported graph stays plain NCHW, ONNX Runtime picks its own layout."""
-        if torch.onnx.is_in_onnx_export():
-            return self.stem(x)
-        x = x.contiguous(memory_format=torch.channels_last)
-        if self.training:  # BN needs the whole batch's statistics
-            return self.stem(x)
-        return torch.cat([self.stem(chunk) for chunk in x.split(STEM_CHUNK)])
-
     def tokenize(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised image -> (B, N, C) visual tokens, positional code added."""
-        f = self.patch_norm(self.run_stem(x))                   # B, ch, H/4, W/4
+        """(B, 3, H, W) normalised image -> (B, N, C) visual tokens, positional code added.
+
+        Eager PyTorch runs the stem channels-last, oneDNN's fast layout for depthwise and 1x1
+        convolutions, and at inference on chunks of images; an exported graph stays plain NCHW in
+        one call (ONNX Runtime picks its own layout); training needs BN statistics of the batch.
+        """
+        exporting = torch.onnx.is_in_onnx_export()
+        if not (self.training or exporting) and x.shape[0] > TOKENIZE_CHUNK:
+            return torch.cat([self.tokenize(chunk) for chunk in x.split(TOKENIZE_CHUNK)])
+        if not exporting:
+            x = x.contiguous(memory_format=torch.channels_last)
+        f = self.patch_norm(self.stem(x))                       # B, ch, H/4, W/4
         b, ch, fh, fw = f.shape
         ph, pw = PATCH_SIZE
         # patch vector order (row in patch, col in patch, channel), channel fastest (§1.5): go
