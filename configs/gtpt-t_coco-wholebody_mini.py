@@ -18,7 +18,7 @@ custom_hooks = [
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=25, max_keep_ckpts=2))
 
 train_pipeline = [
-    dict(type='LoadImage', color_type='color_ignore_orientation'),
+    dict(type='LoadImageAsBGR', color_type='color_ignore_orientation'),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='TopdownAffine', input_size={{_base_.input_size}}),
     dict(type='GenerateTarget', encoder={{_base_.codec}}),

@@ -2,7 +2,7 @@
 # EMA weights (set `stage1_checkpoint`, or `from_scratch=True` to train without them).
 _base_ = ['./gtpt_coco.py']
 
-dataset_type = 'CocoWholeBodyDataset'
+dataset_type = 'CheckedCocoWholeBodyDataset'  # refuses a non-whole-body annotation file
 data_root = '{{$GTPT_DATA_ROOT:data/coco/}}'  # or GTPT_DATA_ROOT=... in the environment
 num_keypoints = 133
 stage1_checkpoint = None

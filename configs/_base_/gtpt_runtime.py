@@ -35,7 +35,7 @@ data_preprocessor = dict(
 # * rotation: truncated normal x 90 degrees on [-90, 90], p 0.6 (authors: clipped N(0, 45^2));
 # * boxes: x2 = x + w (authors: x + w - 1, a 0.5 px shift of the centre).
 train_pipeline = [
-    dict(type='LoadImage', color_type='color_ignore_orientation'),
+    dict(type='LoadImageAsBGR', color_type='color_ignore_orientation'),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='RandomFlip', direction='horizontal', prob=0.5),
     dict(type='RandomHalfBody', min_total_keypoints=9, min_upper_keypoints=3, min_lower_keypoints=3,
@@ -47,7 +47,7 @@ train_pipeline = [
     dict(type='PackPoseInputs'),
 ]
 val_pipeline = [
-    dict(type='LoadImage', color_type='color_ignore_orientation'),
+    dict(type='LoadImageAsBGR', color_type='color_ignore_orientation'),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='TopdownAffine', input_size=input_size),
     dict(type='PackPoseInputs'),

@@ -1,10 +1,13 @@
 """COCO-WholeBody metric that reports every part, not only the whole body."""
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
+from mmengine.fileio import get_local_path
 from mmpose.evaluation.metrics import CocoWholeBodyMetric
 from mmpose.registry import METRICS
 from xtcocotools.cocoeval import COCOeval
+
+from ..datasets.coco_wholebody import check_wholebody_annotations, load_coco
 
 _STATS = ('AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5', 'AR .75', 'AR (M)', 'AR (L)')
 # (name in the logs, xtcocotools iouType, slice of the 133 sigmas)
@@ -23,16 +26,30 @@ class WholeBodyPartMetric(CocoWholeBodyMetric):
     logs them, and ``body/AP``, ``foot/AP``, ``face/AP``, ``hand/AP``, ``lefthand/AP``, ... for
     the parts, so ``save_best`` can use any of them.
 
+    An ``ann_file`` that is not COCO-WholeBody (e.g. a COCO body file, or not COCO-style at all)
+    is refused when the metric is built, with a ValueError naming it; MMPose's metric accepts a
+    COCO body file and fails with ``KeyError: 'foot_kpts'`` only when the first validation ends.
+
     Args:
+        ann_file (str, optional): COCO-WholeBody ground truth; without it MMPose takes the
+            ground truth from the data set.
         keypoint_score_thr (float): Keypoints above it count for the instance score (0.01).
         nms_thr (float): OKS-NMS threshold (0.9).
         **kwargs: Passed to ``CocoWholeBodyMetric``.
     """
 
-    def __init__(self, keypoint_score_thr: float = 0.01, nms_thr: float = 0.9, **kwargs) -> None:
+    def __init__(self, ann_file: Optional[str] = None, keypoint_score_thr: float = 0.01,
+                 nms_thr: float = 0.9, **kwargs) -> None:
         kwargs.setdefault('score_mode', 'bbox_keypoint')
         kwargs.setdefault('nms_mode', 'oks_nms')
-        super().__init__(keypoint_score_thr=keypoint_score_thr, nms_thr=nms_thr, **kwargs)
+        # the file is loaded here, not by MMPose, so that every problem with it names it
+        super().__init__(ann_file=None, keypoint_score_thr=keypoint_score_thr, nms_thr=nms_thr, **kwargs)
+        self.ann_file = ann_file
+        if ann_file is not None:
+            need_annotations = not self.format_only  # an image-info file is enough to format results
+            with get_local_path(ann_file) as local_path:
+                self.coco = load_coco(local_path, name=ann_file, need_annotations=need_annotations)
+            check_wholebody_annotations(self.coco.dataset.get('annotations', []), ann_file)
 
     def _do_python_keypoint_eval(self, outfile_prefix: str) -> List[Tuple[str, float]]:
         res_file = f'{outfile_prefix}.keypoints.json'

@@ -1,0 +1,3 @@
+from .load_image import LoadImageAsBGR
+
+__all__ = ['LoadImageAsBGR']
