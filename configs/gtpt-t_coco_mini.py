@@ -17,6 +17,7 @@ param_scheduler = []
 custom_hooks = [
     dict(type='GTPTEMAHook', momentum_start=0.9, total_iters=10000, priority='NORMAL'),
     dict(type='KeypointCountCheckHook'),
+    dict(type='NonFiniteCheckHook'),
 ]
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=60, max_keep_ckpts=2))
 

@@ -22,4 +22,5 @@ custom_hooks = [
     dict(type='GTPTEMAHook', momentum_start=0.996, priority='NORMAL'),
     dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
     dict(type='KeypointCountCheckHook'),
+    dict(type='NonFiniteCheckHook'),
 ]

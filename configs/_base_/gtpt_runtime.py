@@ -16,6 +16,7 @@ randomness = dict(seed=42)
 custom_hooks = [
     dict(type='GTPTEMAHook', momentum_start=0.996, priority='NORMAL'),
     dict(type='KeypointCountCheckHook'),  # model and data set must agree on the keypoint count
+    dict(type='NonFiniteCheckHook'),  # NaN/Inf input or loss: stop before anything is saved
 ]
 
 # ---- codec: SimCC, 2 bins per pixel, Gaussian sigma 4 bins, normalised -------------------------

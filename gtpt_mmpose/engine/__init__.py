@@ -1,5 +1,6 @@
 from .curriculum import CurriculumInitHook
 from .ema import CosineMomentumEMA, GTPTEMAHook
 from .keypoint_check import KeypointCountCheckHook
+from .non_finite_check import NonFiniteCheckHook
 
-__all__ = ['CosineMomentumEMA', 'CurriculumInitHook', 'GTPTEMAHook', 'KeypointCountCheckHook']
+__all__ = ['CosineMomentumEMA', 'CurriculumInitHook', 'GTPTEMAHook', 'KeypointCountCheckHook', 'NonFiniteCheckHook']

@@ -37,7 +37,8 @@ def load_stage1(model: torch.nn.Module, path: str) -> list:
     if sorted(new) != sorted(NEW_IN_STAGE2):
         raise ValueError(f'stage-1 checkpoint {path} lacks {sorted(set(new) - set(NEW_IN_STAGE2))}; '
                          'is it a GTPT body model of the same variant?')
-    model.load_state_dict(state, strict=False)
+    own.update(state)  # the new tokens keep their initial values
+    model.load_state_dict(own)
     return new
 
 

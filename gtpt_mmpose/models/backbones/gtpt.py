@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpose.registry import MODELS
 
+from ..checkpoint_fit import refuse_unfit_checkpoints
 from .shufflenet_stem import ShuffleStem, UShapedShuffleStem
 from .token_layout import GroupLayout, PruningPlan
 from .transformer import Block
@@ -155,6 +156,7 @@ class GTPT(BaseModule):
             pruned=PruningPlan(layout, keep_ratios, num_visual),
             unpruned=PruningPlan(layout, (1.0, 1.0, 1.0, 1.0), num_visual)))
         self._reset_parameters()
+        refuse_unfit_checkpoints(self, f'GTPT(arch={arch!r}, num_keypoints={num_keypoints})')
 
     def _reset_parameters(self) -> None:
         """The authors' from-scratch initialisation (spec §9.1)."""

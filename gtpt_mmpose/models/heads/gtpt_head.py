@@ -11,6 +11,8 @@ from mmpose.utils.tensor_utils import to_numpy
 from mmpose.utils.typing import ConfigType, OptConfigType, OptSampleList
 from torch import Tensor
 
+from ..checkpoint_fit import refuse_unfit_checkpoints
+
 
 def unflip_simcc(pred_x: Tensor, pred_y: Tensor, flip_indices: Sequence[int]) -> Tuple[Tensor, Tensor]:
     """Undo a horizontal flip of SimCC logits the authors' way (spec §10 step 4, quirk Q9).
@@ -56,6 +58,7 @@ class GTPTHead(BaseHead):
         self.x_fc = nn.Linear(in_channels, int(input_size[0] * simcc_split_ratio))
         self.y_norm = nn.LayerNorm(in_channels)
         self.y_fc = nn.Linear(in_channels, int(input_size[1] * simcc_split_ratio))
+        refuse_unfit_checkpoints(self, f'GTPTHead(in_channels={in_channels}, input_size={tuple(input_size)})')
 
     def classify(self, tokens: Tensor) -> Tuple[Tensor, Tensor]:
         """(B, K, C) keypoint tokens -> (B, K, Wx), (B, K, Wy) logits."""
@@ -88,7 +91,10 @@ class GTPTHead(BaseHead):
         labels = [d.gt_instance_labels for d in batch_data_samples]
         gt = (torch.cat([lb.keypoint_x_labels for lb in labels]), torch.cat([lb.keypoint_y_labels for lb in labels]))
         weights = torch.cat([lb.keypoint_weights for lb in labels])
-        losses = dict(loss_kpt=self.loss_module(pred, gt, weights, unpruned))
+        if hasattr(self.loss_module, 'terms'):  # one logged term each; MMEngine sums every "loss*" key
+            losses = self.loss_module.terms(pred, gt, weights, unpruned)
+        else:
+            losses = dict(loss_kpt=self.loss_module(pred, gt, weights))
         _, avg_acc, _ = simcc_pck_accuracy(
             output=to_numpy(pred), target=to_numpy(gt), simcc_split_ratio=self.simcc_split_ratio,
             mask=to_numpy(weights) > 0)

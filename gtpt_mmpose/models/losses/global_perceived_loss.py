@@ -1,5 +1,5 @@
 """Global Perceived loss of GTPT (eq. 12, spec §6)."""
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -35,8 +35,10 @@ class GlobalPerceivedLoss(nn.Module):
         # softmax(unpruned logits) as the label: KL(p_unpruned || p_pruned), temperature 1
         self.to_unpruned = KLDiscretLoss(beta=1.0, label_softmax=True, label_beta=1.0, use_target_weight=True)
 
-    def forward(self, pred: SimCC, target: SimCC, weights: Tensor, unpruned: Optional[SimCC] = None) -> Tensor:
-        """
+    def terms(self, pred: SimCC, target: SimCC, weights: Tensor,
+              unpruned: Optional[SimCC] = None) -> Dict[str, Tensor]:
+        """The weighted terms of eq. 12, each a scalar; their sum is ``forward``.
+
         Args:
             pred: pruned-pass logits (B, K, Wx), (B, K, Wy).
             target: SimCC targets of the same shapes.
@@ -44,11 +46,17 @@ class GlobalPerceivedLoss(nn.Module):
             unpruned: unpruned-pass logits, or None.
 
         Returns:
-            Tensor: scalar loss.
+            dict: ``loss_kpt`` (pruned vs target) and, with ``unpruned``, ``loss_kpt_unpruned``
+            and ``loss_distill`` (pruned vs detached unpruned).
         """
-        loss = self.to_target(pred, target, weights)
+        scale = self.loss_weight / pred[0].shape[0]
+        terms = dict(loss_kpt=self.to_target(pred, target, weights) * scale)
         if unpruned is not None:
-            loss = loss + self.unpruned_weight * self.to_target(unpruned, target, weights)
+            terms['loss_kpt_unpruned'] = self.to_target(unpruned, target, weights) * (self.unpruned_weight * scale)
             teacher = tuple(u.detach() for u in unpruned)
-            loss = loss + self.distill_weight * self.to_unpruned(pred, teacher, weights)
-        return loss / pred[0].shape[0] * self.loss_weight
+            terms['loss_distill'] = self.to_unpruned(pred, teacher, weights) * (self.distill_weight * scale)
+        return terms
+
+    def forward(self, pred: SimCC, target: SimCC, weights: Tensor, unpruned: Optional[SimCC] = None) -> Tensor:
+        """The whole loss (scalar); arguments as in ``terms``."""
+        return sum(self.terms(pred, target, weights, unpruned).values())
