@@ -9,6 +9,7 @@ authors' (softmax over bins, argmax / 2, score = the smaller of the two peak pro
 """
 import argparse
 import json
+import os.path as osp
 import sys
 from typing import Tuple
 
@@ -54,6 +55,10 @@ def main(argv=None) -> int:
     p.add_argument('--bbox', type=float, nargs=4, metavar=('X', 'Y', 'W', 'H'))
     p.add_argument('--out', help='JSON file for the keypoints (default: print)')
     args = p.parse_args(argv)
+    if not osp.isfile(args.model):
+        sys.exit(f'no such model file: {args.model!r}')
+    if args.bbox is not None and min(args.bbox[2:]) <= 0:
+        p.error(f'--bbox needs a positive width and height, got {args.bbox}')
 
     image = cv2.imread(args.image, cv2.IMREAD_COLOR)
     if image is None:

@@ -1,177 +1,287 @@
 #!/usr/bin/env python
-"""Speed of GTPT against MMPose's RTMPose, measured side by side in one process.
+"""CPU latency and throughput of GTPT and RTMPose whole-body models, eager PyTorch and ONNX Runtime.
 
-    python tools/analysis/benchmark.py [--rounds 5] [--variants t s b] [--backends torch ort]
-                                       [--batch-sizes 1 32] [--threads 2] [--out-dir work_dirs/benchmark]
+Everything runs in one process, in interleaved rounds (the order reversed every other round), so
+that ratios taken from one run share the machine's state. Each round times ``max(2, 10 // batch)``
+calls after one warm-up call and keeps their mean per image; the table gives the median and the
+minimum over rounds. Timed is the image -> SimCC logits path (backbone + head.forward; no data
+preprocessing, flip test or decoding) on a normalised (N, 3, 256, 192) input. Models carry random
+weights (timings do not depend on them): GTPT from this package's configs, RTMPose-m/l from
+MMPose's own configs with the pretrained-backbone download stripped and SyncBN replaced by BN.
 
-Whole-body models at 256x192 with random weights: GTPT-T/S/B (pruned, as at inference),
-GTPT-S on the unpruned path, RTMPose-m and -l built from MMPose's own configs. Every round times
-every (model, backend, batch size) once, interleaved, so drifts of a noisy machine hit all alike;
-the table gives the median and the minimum over rounds of the time per image, the GFLOPs
-(authors' convention, gtpt_mmpose.utils.flops) and the ratios the project tracks. Writes
-benchmark.json and latency_vs_gflops.png to --out-dir.
+    python tools/analysis/benchmark.py                              # all variants, 5 rounds
+    python tools/analysis/benchmark.py --variants s --rounds 3 --backends eager --no-rtmpose
+
+Writes ``benchmark.json`` (settings, GFLOPs, every round's time, ratios) and
+``latency_vs_gflops.png`` to ``--out-dir``.
 """
 import argparse
 import json
 import os
 import os.path as osp
+import platform
 import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List
+import warnings
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-RTMPOSE = 'wholebody_2d_keypoint/rtmpose/coco-wholebody/rtmpose-{}_8xb64-270e_coco-wholebody-256x192.py'
+TARGETS = (  # (ratio key, bound) from issue 4, checked when measured
+    ('gtpt-s / rtmpose-m', 0.8), ('pruned / unpruned', 0.6), ('batch-32 / batch-1', 1.0))
+RTMPOSE_CONFIG = ('wholebody_2d_keypoint/rtmpose/coco-wholebody/'
+                  'rtmpose-{}_8xb64-270e_coco-wholebody-256x192.py')
 
 
-class Logits(nn.Module):
-    """image -> (simcc_x, simcc_y) of a top-down model; GTPT optionally on its unpruned path."""
+class ImageToLogits(nn.Module):
+    """A top-down model's image (N, 3, H, W) -> (pred_x (N, K, Wx), pred_y (N, K, Wy)) path.
 
-    def __init__(self, model: nn.Module, unpruned: bool = False) -> None:
+    Args:
+        pose_model (nn.Module): An MMPose ``TopdownPoseEstimator`` in eval mode.
+        plan (str, optional): For GTPT, run this pruning plan ('unpruned') instead of the eval
+            forward (the pruned plan).
+    """
+
+    def __init__(self, pose_model: nn.Module, plan: Optional[str] = None) -> None:
         super().__init__()
-        self.model, self.unpruned = model, unpruned
+        self.pose_model, self.plan = pose_model, plan
 
-    def forward(self, x: torch.Tensor):
-        if self.unpruned:
-            bb = self.model.backbone
-            return self.model.head.classify(bb.encode(bb.tokenize(x), bb.plans['unpruned']))
-        return self.model.head.forward(self.model.extract_feat(x))
+    def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        m = self.pose_model
+        if self.plan is None:
+            return m.head.forward(m.extract_feat(image))
+        tokens = m.backbone.encode(m.backbone.tokenize(image), m.backbone.plans[self.plan])
+        return m.head.forward((tokens,))
 
 
-def build_models(variants: List[str]) -> Dict[str, nn.Module]:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--variants', nargs='+', default=['t', 's', 'b'], choices=['t', 's', 'b'],
+                   help='GTPT sizes (whole-body configs)')
+    p.add_argument('--backends', nargs='+', default=['eager', 'ort'], choices=['eager', 'ort'])
+    p.add_argument('--batch-sizes', nargs='+', type=int, default=[1, 32])
+    p.add_argument('--rounds', type=int, default=5)
+    p.add_argument('--threads', type=int, default=2,
+                   help='torch.set_num_threads and ONNX Runtime intra_op_num_threads (target: 2 cores)')
+    p.add_argument('--no-unpruned', action='store_true', help="skip GTPT's unpruned path")
+    p.add_argument('--no-rtmpose', action='store_true', help='skip RTMPose-m and -l')
+    p.add_argument('--opset', type=int, default=17)
+    p.add_argument('--out-dir', default='work_dirs/benchmark')
+    args = p.parse_args(argv)
+    if args.rounds < 1 or args.threads < 1 or min(args.batch_sizes) < 1:
+        p.error('--rounds, --threads and --batch-sizes must be positive')
+    return args
+
+
+def rtmpose_config(size: str) -> str:
+    """Path of MMPose's RTMPose-{size} whole-body 256x192 config in the installed package."""
     import mmpose
+    path = osp.join(osp.dirname(mmpose.__file__), '.mim', 'configs', RTMPOSE_CONFIG.format(size))
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'MMPose config not found: {path} (is mmpose installed with its configs?)')
+    return path
+
+
+def offline_bn(cfg):
+    """Copy of a model config without pretrained-weight downloads and with SyncBN -> BN."""
+    if isinstance(cfg, dict):
+        out = {k: offline_bn(v) for k, v in cfg.items() if not (k == 'init_cfg' and _is_pretrained(v))}
+        if out.get('type') == 'SyncBN':
+            out['type'] = 'BN'
+        return out
+    if isinstance(cfg, (list, tuple)):
+        return type(cfg)(offline_bn(v) for v in cfg)
+    return cfg
+
+
+def _is_pretrained(init_cfg) -> bool:
+    items = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    return any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in items)
+
+
+def build_models(args: argparse.Namespace) -> Dict[str, nn.Module]:
+    """name -> ImageToLogits in eval mode, GTPT pruned (and unpruned), then RTMPose."""
     from mmengine.config import Config
     from mmpose.registry import MODELS
+    from mmpose.utils import register_all_modules
 
+    import gtpt_mmpose  # noqa: F401  (registers GTPT)
+    from gtpt_mmpose.utils.config_paths import config_path
+    register_all_modules()
+    torch.manual_seed(0)
     models = {}
-    for v in variants:
-        cfg = Config.fromfile(osp.join(REPO, 'configs', f'gtpt-{v}_coco-wholebody.py'))
-        models[f'GTPT-{v.upper()}'] = Logits(MODELS.build(cfg.model))
-        if v == 's':
-            models['GTPT-S unpruned'] = Logits(MODELS.build(cfg.model), unpruned=True)
-    for size in ('m', 'l'):
-        cfg = Config.fromfile(osp.join(osp.dirname(mmpose.__file__), '.mim', 'configs', RTMPOSE.format(size)))
-        cfg.model.backbone.init_cfg = None       # no download: random weights
-        cfg.model.backbone.norm_cfg = dict(type='BN')  # SyncBN needs a process group
-        models[f'RTMPose-{size}'] = Logits(MODELS.build(cfg.model))
+    for arch in args.variants:
+        pose = MODELS.build(Config.fromfile(config_path(f'gtpt-{arch}_coco-wholebody')).model)
+        models[f'gtpt-{arch}'] = ImageToLogits(pose)
+        if not args.no_unpruned:
+            models[f'gtpt-{arch} unpruned'] = ImageToLogits(pose, plan='unpruned')
+    if not args.no_rtmpose:
+        for size in ('m', 'l'):
+            cfg = offline_bn(Config.fromfile(rtmpose_config(size)).model.to_dict())
+            models[f'rtmpose-{size}'] = ImageToLogits(MODELS.build(cfg))
+    # the wrappers too: torch.onnx.export restores the wrapper's mode on all submodules afterwards
     return {name: m.eval() for name, m in models.items()}
 
 
-def gflops(model: nn.Module) -> float:
+def gflops(model: nn.Module) -> Dict[str, float]:
+    """GFLOPs (multiply-accumulates) of one 256x192 image, both conventions of count_flops."""
     from gtpt_mmpose.utils.flops import count_flops
     with torch.no_grad():
-        return count_flops(model, (torch.randn(1, 3, 256, 192),))['authors'] / 1e9
+        counts = count_flops(model, (torch.zeros(1, 3, 256, 192),))
+    return dict(full=counts['full'] / 1e9, authors=counts['authors'] / 1e9, params_m=counts['params'] / 1e6)
 
 
-def ort_runner(model: nn.Module, batch: int, threads: int, work: str) -> Callable[[np.ndarray], None]:
+def ort_runner(model: nn.Module, image: torch.Tensor, workdir: str, threads: int,
+               opset: int) -> Tuple[Callable[[], object], float]:
+    """Export with a static batch, open an ONNX Runtime session; returns the call and the largest
+    |ONNX Runtime - torch| logit difference on ``image``."""
     import onnxruntime as ort
-    path = osp.join(work, f'{id(model)}_{batch}.onnx')
+    path = osp.join(workdir, f'model_{len(os.listdir(workdir))}.onnx')
+    torch.onnx.export(model, (image,), path, input_names=['input'], output_names=['pred_x', 'pred_y'],
+                      opset_version=opset, dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    feed = {'input': image.numpy()}
     with torch.no_grad():
-        torch.onnx.export(model, (torch.randn(batch, 3, 256, 192),), path, input_names=['input'],
-                          opset_version=17, dynamo=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(path, opts, providers=['CPUExecutionProvider'])
-    return lambda x: session.run(None, {'input': x})
+        expected = model(image)
+    diff = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(session.run(None, feed), expected))
+    return (lambda: session.run(None, feed)), diff
 
 
-def time_per_image(fn: Callable, x, batch: int, min_seconds: float = 0.5) -> float:
-    """Seconds per image: repeat ``fn(x)`` until ``min_seconds`` have passed (at least twice)."""
-    fn(x)  # warm-up
-    runs, start = 0, time.perf_counter()
-    while runs < 2 or time.perf_counter() - start < min_seconds:
-        fn(x)
-        runs += 1
-    return (time.perf_counter() - start) / runs / batch
+def time_per_image(call: Callable[[], object], batch: int) -> float:
+    """Mean seconds per image over ``max(2, 10 // batch)`` calls after one warm-up call."""
+    call()
+    calls = max(2, 10 // batch)
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - start) / calls / batch
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--rounds', type=int, default=5)
-    p.add_argument('--variants', nargs='+', default=['t', 's', 'b'], choices=['t', 's', 'b'])
-    p.add_argument('--backends', nargs='+', default=['torch', 'ort'], choices=['torch', 'ort'])
-    p.add_argument('--batch-sizes', type=int, nargs='+', default=[1, 32])
-    p.add_argument('--threads', type=int, default=2)
-    p.add_argument('--min-seconds', type=float, default=0.5, help='timing window per measurement')
-    p.add_argument('--out-dir', default=osp.join(REPO, 'work_dirs', 'benchmark'))
-    args = p.parse_args(argv)
-
-    import gtpt_mmpose  # noqa: F401
-    from mmpose.utils import register_all_modules
-    register_all_modules()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    os.makedirs(args.out_dir, exist_ok=True)
-    models = build_models(args.variants)
-    flops = {name: gflops(m) for name, m in models.items()}
-    runners = {}
-    with tempfile.TemporaryDirectory() as work:
-        for name, model in models.items():
-            for batch in args.batch_sizes:
-                x = torch.randn(batch, 3, 256, 192)
-                if 'torch' in args.backends:
-                    runners[name, 'torch', batch] = (lambda t, m=model: m(t), x)
-                if 'ort' in args.backends:
-                    runners[name, 'ort', batch] = (ort_runner(model, batch, args.threads, work), x.numpy())
-        times: Dict[tuple, List[float]] = {key: [] for key in runners}
-        with torch.no_grad():
-            for r in range(args.rounds):
-                for key, (fn, x) in runners.items():
-                    times[key].append(time_per_image(fn, x, key[2], args.min_seconds))
-                print(f'round {r + 1}/{args.rounds} done', flush=True)
-
-    rows = [dict(model=n, backend=b, batch=bs, gflops=flops[n], median_ms=1e3 * statistics.median(t),
-                 min_ms=1e3 * min(t), rounds=len(t)) for (n, b, bs), t in times.items()]
-    print(f'\n{"model":<16}{"backend":<8}{"batch":>6}{"GFLOPs":>8}{"median ms/img":>15}{"min ms/img":>12}')
-    for row in rows:
-        print(f'{row["model"]:<16}{row["backend"]:<8}{row["batch"]:>6}{row["gflops"]:>8.3f}'
-              f'{row["median_ms"]:>15.2f}{row["min_ms"]:>12.2f}')
-    med = {(r['model'], r['backend'], r['batch']): r['median_ms'] for r in rows}
-    ratios = {}
-    for b in args.backends:
-        for bs in args.batch_sizes:
-            pairs = {f'GTPT-S / RTMPose-m ({b}, batch {bs})': ('GTPT-S', 'RTMPose-m'),
-                     f'GTPT-S pruned / unpruned ({b}, batch {bs})': ('GTPT-S', 'GTPT-S unpruned')}
-            for label, (a, c) in pairs.items():
-                if (a, b, bs) in med and (c, b, bs) in med:
-                    ratios[label] = med[a, b, bs] / med[c, b, bs]
-        if len(args.batch_sizes) > 1:
-            lo, hi = min(args.batch_sizes), max(args.batch_sizes)
-            for name in models:
-                if (name, b, lo) in med:
-                    ratios[f'{name} batch {hi} / batch {lo} per image ({b})'] = med[name, b, hi] / med[name, b, lo]
-    print('\nratios of medians:')
-    for label, value in ratios.items():
-        print(f'  {label}: {value:.2f}')
-    with open(osp.join(args.out_dir, 'benchmark.json'), 'w') as f:
-        json.dump(dict(threads=args.threads, rounds=args.rounds, rows=rows, ratios=ratios), f, indent=1)
-    plot(rows, osp.join(args.out_dir, 'latency_vs_gflops.png'), min(args.batch_sizes))
-    print(f'\n-> {args.out_dir}/benchmark.json, latency_vs_gflops.png')
-    return 0
+def ratio(a: Optional[dict], b: Optional[dict]) -> Optional[Dict[str, float]]:
+    if a is None or b is None:
+        return None
+    return dict(median=a['median_ms'] / b['median_ms'], min=a['min_ms'] / b['min_ms'])
 
 
-def plot(rows: List[dict], out: str, batch: int) -> None:
+def ratios(timings: Dict[Tuple[str, str, int], dict], names: List[str], backends: List[str],
+           batches: List[int]) -> Dict[str, Dict[str, dict]]:
+    """The issue's ratios, keyed by kind, then by 'backend batch' or 'model backend'."""
+    out: Dict[str, Dict[str, dict]] = {k: {} for k, _ in TARGETS}
+    for be in backends:
+        for n in batches:
+            r = ratio(timings.get(('gtpt-s', be, n)), timings.get(('rtmpose-m', be, n)))
+            if r:
+                out['gtpt-s / rtmpose-m'][f'{be} batch {n}'] = r
+            for name in names:
+                r = ratio(timings.get((name, be, n)), timings.get((f'{name} unpruned', be, n)))
+                if r:
+                    out['pruned / unpruned'][f'{name} {be} batch {n}'] = r
+        for name in names:
+            r = ratio(timings.get((name, be, 32)), timings.get((name, be, 1)))
+            if r:
+                out['batch-32 / batch-1'][f'{name} {be}'] = r
+    return out
+
+
+def format_report(timings: Dict[Tuple[str, str, int], dict], flops: Dict[str, dict], names: List[str],
+                  backends: List[str], batches: List[int], ratio_table: Dict[str, Dict[str, dict]]) -> str:
+    """Markdown: per-model medians and minima, then the ratios against the issue's targets."""
+    head = ' | '.join(f'batch {n} ms/img median | min' for n in batches)
+    lines = [f'| model | GFLOPs | backend | {head} |', '| --- | ---: | --- |' + ' ---: | ---: |' * len(batches)]
+    for name in names:
+        for be in backends:
+            cells = []
+            for n in batches:
+                t = timings.get((name, be, n))
+                cells += [f"{t['median_ms']:.2f}", f"{t['min_ms']:.2f}"] if t else ['-', '-']
+            lines.append(f"| {name} | {flops[name]['full']:.3f} | {be} | " + ' | '.join(cells) + ' |')
+    lines += ['', '| ratio | target | where | median | min | met (median) |', '| --- | ---: | --- | ---: | ---: | --- |']
+    for kind, bound in TARGETS:
+        for where, r in ratio_table[kind].items():
+            met = 'yes' if r['median'] <= bound else 'no'
+            lines.append(f"| {kind} | <= {bound} | {where} | {r['median']:.3f} | {r['min']:.3f} | {met} |")
+    return '\n'.join(lines)
+
+
+def plot(timings: Dict[Tuple[str, str, int], dict], flops: Dict[str, dict], backends: List[str],
+         batch: int, path: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for backend, marker in (('torch', 'o'), ('ort', 's')):
-        pts = [r for r in rows if r['backend'] == backend and r['batch'] == batch]
-        ax.scatter([r['gflops'] for r in pts], [r['median_ms'] for r in pts], marker=marker, label=backend)
-        for r in pts:
-            ax.annotate(r['model'], (r['gflops'], r['median_ms']), fontsize=7, xytext=(3, 3), textcoords='offset points')
-    ax.set_xlabel('GFLOPs (authors\' convention)')
-    ax.set_ylabel(f'median latency, batch {batch} (ms)')
-    ax.set_title('whole-body 256x192 on CPU')
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for be, marker in zip(backends, 'os'):
+        pts = [(flops[name]['full'], t['median_ms'], name) for (name, b, n), t in timings.items()
+               if b == be and n == batch]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=be)
+        for x, y, name in pts:
+            ax.annotate(name, (x, y), textcoords='offset points', xytext=(4, 4), fontsize=7)
+        at = {name: (x, y) for x, y, name in pts}
+        for name in at:  # pruning's saving: a line from each unpruned path to its pruned one
+            if name.endswith(' unpruned') and name[:-len(' unpruned')] in at:
+                (x0, y0), (x1, y1) = at[name], at[name[:-len(' unpruned')]]
+                ax.plot([x0, x1], [y0, y1], color='grey', lw=0.8, ls=':')
+    ax.set_xlabel('GFLOPs (multiply-accumulates, attention products included)')
+    ax.set_ylabel(f'batch-{batch} latency per image, median (ms)')
+    ax.set_title(f'Whole-body 256x192 on {torch.get_num_threads()} CPU threads')
+    ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings('ignore', category=torch.jit.TracerWarning)  # static shapes are intended
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.out_dir, exist_ok=True)
+    models = build_models(args)
+    names = list(models)
+    flops = {name: gflops(m) for name, m in models.items()}
+    images = {n: torch.randn(n, 3, 256, 192, generator=torch.Generator().manual_seed(n)) for n in args.batch_sizes}
+    calls, ort_diff = {}, {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for name, model in models.items():
+            for n, image in images.items():
+                if 'eager' in args.backends:
+                    calls[name, 'eager', n] = (lambda m=model, x=image: m(x))
+                if 'ort' in args.backends:
+                    calls[name, 'ort', n], ort_diff[f'{name} batch {n}'] = ort_runner(
+                        model, image, workdir, args.threads, args.opset)
+        rounds: Dict[Tuple[str, str, int], List[float]] = {key: [] for key in calls}
+        order = list(calls)
+        with torch.inference_mode():
+            for key in order:  # one untimed pass: lazy set-up (oneDNN primitives, ORT arenas)
+                calls[key]()
+            for r in range(args.rounds):
+                for key in (order if r % 2 == 0 else order[::-1]):
+                    rounds[key].append(time_per_image(calls[key], key[2]) * 1e3)
+                print(f'round {r + 1}/{args.rounds} done', file=sys.stderr, flush=True)
+    timings = {key: dict(median_ms=statistics.median(v), min_ms=min(v), rounds_ms=v) for key, v in rounds.items()}
+    gtpt = [n for n in names if n.startswith('gtpt') and 'unpruned' not in n]
+    batches = sorted(args.batch_sizes)
+    ratio_table = ratios(timings, gtpt, args.backends, batches)
+    print(f'{args.rounds} interleaved rounds, {args.threads} threads (torch and ONNX Runtime), '
+          'ms per image; GFLOPs = multiply-accumulates incl. attention products')
+    print(format_report(timings, flops, names, args.backends, batches, ratio_table))
+    if any(d > 1e-3 for d in ort_diff.values()):
+        print(f'WARNING: ONNX Runtime differs from torch by more than 1e-3: {ort_diff}')
+    result = dict(
+        settings=dict(vars(args), torch=torch.__version__, cpu=platform.processor() or platform.machine(),
+                      cpu_count=os.cpu_count()),
+        gflops=flops, ort_max_abs_diff=ort_diff, ratios=ratio_table,
+        timings=[dict(model=k[0], backend=k[1], batch=k[2], **v) for k, v in timings.items()])
+    with open(osp.join(args.out_dir, 'benchmark.json'), 'w') as f:
+        json.dump(result, f, indent=1)
+    plot(timings, flops, args.backends, batches[0], osp.join(args.out_dir, 'latency_vs_gflops.png'))
+    print(f'wrote {args.out_dir}/benchmark.json and latency_vs_gflops.png')
+    return 0
 
 
 if __name__ == '__main__':
