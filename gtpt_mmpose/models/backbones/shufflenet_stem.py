@@ -3,6 +3,7 @@
 They follow the authors' blocks exactly: every convolution has a bias and there is no max-pool,
 unlike MMPose's ``ShuffleNetV2``, so the authors' weights load one to one. The concat + channel
 shuffle that ends a unit is one copy that keeps the memory format (channels-last in eager PyTorch).
+At inference in eager PyTorch each BatchNorm is folded into the convolution before it.
 """
 from typing import List
 
@@ -17,6 +18,46 @@ def concat_shuffle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         nhwc = torch.stack((a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)), dim=-1).flatten(3)
         return nhwc.permute(0, 3, 1, 2)
     return torch.stack((a, b), dim=2).flatten(1, 2)
+
+
+def conv_bn_eval(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    """``bn(conv(x))`` with BN's running statistics folded into the convolution's weight and bias."""
+    scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
+    bias = -bn.running_mean if conv.bias is None else conv.bias - bn.running_mean
+    return conv._conv_forward(x, conv.weight * scale.view(-1, 1, 1, 1), bias * scale + bn.bias)
+
+
+def _hooked(*modules: nn.Module) -> bool:
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+class ConvBNSequential(nn.Sequential):
+    """``nn.Sequential`` whose Conv2d -> BatchNorm2d pairs run as one folded convolution at
+    inference in eager PyTorch (BatchNorm was 18 % of the stem's time at batch 1 on 2 cores).
+
+    Same children and keys as ``nn.Sequential``. Training, ONNX export (ONNX Runtime folds BN
+    itself) and pairs with forward hooks (e.g. the FLOPs counter) run the layers one by one.
+    """
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__(*layers)
+        # positions of the convolutions whose output goes straight into a BatchNorm with statistics
+        self.folded = frozenset(
+            i for i in range(len(layers) - 1) if isinstance(layers[i], nn.Conv2d)
+            and isinstance(layers[i + 1], nn.BatchNorm2d) and layers[i + 1].affine
+            and layers[i + 1].track_running_stats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or torch.onnx.is_in_onnx_export():
+            return super().forward(x)
+        layers = iter(enumerate(self))
+        for i, layer in layers:
+            if i in self.folded:
+                bn = next(layers)[1]
+                x = bn(layer(x)) if _hooked(layer, bn) else conv_bn_eval(layer, bn, x)
+            else:
+                x = layer(x)
+        return x
 
 
 class InvertedResidual(nn.Module):
@@ -38,14 +79,14 @@ class InvertedResidual(nn.Module):
         self.stride = stride
         mid = out_channels // 2
         if stride == 2:
-            self.branch1 = nn.Sequential(
+            self.branch1 = ConvBNSequential(
                 nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels),
                 nn.BatchNorm2d(in_channels),
                 nn.Conv2d(in_channels, mid, 1),
                 nn.BatchNorm2d(mid),
                 nn.ReLU(inplace=True))
         branch2_in = in_channels if stride == 2 else mid
-        self.branch2 = nn.Sequential(
+        self.branch2 = ConvBNSequential(
             nn.Conv2d(branch2_in, mid, 1),
             nn.BatchNorm2d(mid),
             nn.ReLU(inplace=True),
@@ -63,7 +104,7 @@ class InvertedResidual(nn.Module):
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
+    return ConvBNSequential(
         nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2),
         nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
 
