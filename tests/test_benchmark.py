@@ -21,7 +21,7 @@ def load_benchmark():
 def test_smallest_run_writes_its_numbers(tmp_path):
     out = tmp_path / 'bench'
     proc = subprocess.run([sys.executable, BENCHMARK, '--variants', 't', '--rounds', '1', '--batch-sizes', '1',
-                           '--no-rtmpose', '--threads', '1', '--out-dir', str(out)],
+                           '--no-rtmpose', '--threads', '1', '--profile', '--out-dir', str(out)],
                           cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.load(open(out / 'benchmark.json'))
@@ -36,6 +36,14 @@ def test_smallest_run_writes_its_numbers(tmp_path):
     assert max(result['ort_max_abs_diff'].values()) < 1e-3  # the models were timed in eval mode
     assert (out / 'latency_vs_gflops.png').stat().st_size > 0
     assert '| gtpt-t unpruned | 1.752 | ort |' in proc.stdout
+    # --profile: every timed model and backend split by op kind; the kinds add up to the op time
+    profiles = {(p['model'], p['backend']): p for p in result['profiles']}
+    assert set(profiles) == {(m, b) for m, b, _ in timings}
+    for p in profiles.values():
+        assert p['matrix_ms'] > 0 and p['conv_ms'] > 0 and p['other_ms'] > 0
+        assert p['matrix_ms'] + p['conv_ms'] + p['other_ms'] == pytest.approx(p['total_ms'])
+    assert 0 < profiles['gtpt-t', 'eager']['tokenizer_ms'] < timings['gtpt-t unpruned', 'eager', 1]['median_ms']
+    assert '| gtpt-t | ort | 1 |' in proc.stdout
 
 
 def test_rtmpose_configs_are_made_offline():

@@ -11,8 +11,13 @@ MMPose's own configs with the pretrained-backbone download stripped and SyncBN r
 
     python tools/analysis/benchmark.py                              # all variants, 5 rounds
     python tools/analysis/benchmark.py --variants s --rounds 3 --backends eager --no-rtmpose
+    python tools/analysis/benchmark.py --variants s --no-unpruned --profile   # where the time goes
 
-Writes ``benchmark.json`` (settings, GFLOPs, every round's time, ratios) and
+``--profile`` then runs every model at the smallest batch once more under the torch profiler or
+ONNX Runtime's profiler and splits the per-image op time into matrix products (linear layers and
+attention), convolutions and everything else, with the GFLOPs per second the first two reach, and
+times GTPT's tokenizer alone in eager PyTorch (the part pruning cannot shorten).
+Writes ``benchmark.json`` (settings, GFLOPs, every round's time, ratios, profiles) and
 ``latency_vs_gflops.png`` to ``--out-dir``.
 """
 import argparse
@@ -31,6 +36,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+# op kinds of --profile, by torch / ONNX Runtime op name; the rest is 'other' (copies, norms, ...)
+MATRIX_OPS = frozenset({'aten::addmm', 'aten::mm', 'aten::bmm', 'aten::baddbmm',
+                        'aten::_scaled_dot_product_flash_attention_for_cpu',
+                        'Gemm', 'MatMul', 'FusedMatMul', 'FusedGemm'})
+CONV_OPS = frozenset({'aten::mkldnn_convolution', 'aten::_slow_conv2d_forward', 'aten::thnn_conv2d',
+                      'Conv', 'FusedConv'})
 TARGETS = (  # (ratio key, bound) from issue 4, checked when measured
     ('gtpt-s / rtmpose-m', 0.8), ('pruned / unpruned', 0.6), ('batch-32 / batch-1', 1.0))
 RTMPOSE_CONFIG = ('wholebody_2d_keypoint/rtmpose/coco-wholebody/'
@@ -70,6 +81,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--no-unpruned', action='store_true', help="skip GTPT's unpruned path")
     p.add_argument('--no-rtmpose', action='store_true', help='skip RTMPose-m and -l')
     p.add_argument('--opset', type=int, default=17)
+    p.add_argument('--profile', action='store_true',
+                   help='also split each model\'s time at the smallest batch by op kind')
     p.add_argument('--out-dir', default='work_dirs/benchmark')
     args = p.parse_args(argv)
     if args.rounds < 1 or args.threads < 1 or min(args.batch_sizes) < 1:
@@ -135,22 +148,66 @@ def gflops(model: nn.Module) -> Dict[str, float]:
     return dict(full=counts['full'] / 1e9, authors=counts['authors'] / 1e9, params_m=counts['params'] / 1e6)
 
 
-def ort_runner(model: nn.Module, image: torch.Tensor, workdir: str, threads: int,
-               opset: int) -> Tuple[Callable[[], object], float]:
-    """Export with a static batch, open an ONNX Runtime session; returns the call and the largest
-    |ONNX Runtime - torch| logit difference on ``image``."""
+def ort_session(path: str, threads: int, profile_prefix: Optional[str] = None):
     import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    if profile_prefix:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def ort_runner(model: nn.Module, image: torch.Tensor, workdir: str, threads: int,
+               opset: int) -> Tuple[Callable[[], object], float, str]:
+    """Export with a static batch, open an ONNX Runtime session; returns the call, the largest
+    |ONNX Runtime - torch| logit difference on ``image`` and the ONNX file."""
     path = osp.join(workdir, f'model_{len(os.listdir(workdir))}.onnx')
     torch.onnx.export(model, (image,), path, input_names=['input'], output_names=['pred_x', 'pred_y'],
                       opset_version=opset, dynamo=False)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    session = ort_session(path, threads)
     feed = {'input': image.numpy()}
     with torch.no_grad():
         expected = model(image)
     diff = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(session.run(None, feed), expected))
-    return (lambda: session.run(None, feed)), diff
+    return (lambda: session.run(None, feed)), diff, path
+
+
+def eager_op_seconds(call: Callable[[], object], calls: int) -> Dict[str, float]:
+    """Self CPU seconds per call of every torch op over ``calls`` calls (one warm-up first)."""
+    from torch.profiler import ProfilerActivity, profile
+    call()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            call()
+    return {e.key: e.self_cpu_time_total * 1e-6 / calls for e in prof.key_averages()}
+
+
+def ort_op_seconds(path: str, image: torch.Tensor, threads: int, calls: int, workdir: str) -> Dict[str, float]:
+    """Kernel seconds per call of every ONNX Runtime op type over ``calls`` runs after a warm-up."""
+    session = ort_session(path, threads, profile_prefix=osp.join(workdir, 'ort_profile'))
+    feed = {'input': image.numpy()}
+    for _ in range(calls + 1):
+        session.run(None, feed)
+    with open(session.end_profiling()) as f:
+        events = json.load(f)
+    runs = sorted(e['ts'] for e in events if e.get('cat') == 'Session' and e.get('name') == 'model_run')
+    seconds: Dict[str, float] = {}
+    for e in events:  # node events of the runs after the first (warm-up) one
+        if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time') and e['ts'] >= runs[1]:
+            op = e['args']['op_name']
+            seconds[op] = seconds.get(op, 0.0) + e['dur'] * 1e-6 / calls
+    return seconds
+
+
+def op_kinds(seconds: Dict[str, float], batch: int, gflops_full: float) -> Dict[str, float]:
+    """ms per image in matrix products, convolutions and other ops, and the multiply-accumulate
+    rate (G/s) of the first two if they did all of the model's counted work."""
+    matrix = sum(t for op, t in seconds.items() if op in MATRIX_OPS)
+    conv = sum(t for op, t in seconds.items() if op in CONV_OPS)
+    total = sum(seconds.values())
+    return dict(total_ms=total * 1e3 / batch, matrix_ms=matrix * 1e3 / batch, conv_ms=conv * 1e3 / batch,
+                other_ms=(total - matrix - conv) * 1e3 / batch,
+                gmac_per_s=gflops_full * batch / (matrix + conv) if matrix + conv else float('nan'))
 
 
 def time_per_image(call: Callable[[], object], batch: int) -> float:
@@ -209,6 +266,16 @@ def format_report(timings: Dict[Tuple[str, str, int], dict], flops: Dict[str, di
     return '\n'.join(lines)
 
 
+def format_profile(profiles: Dict[Tuple[str, str, int], dict]) -> str:
+    lines = ['| model | backend | batch | op time ms/img | matrix products | convolutions | other | '
+             'GMAC/s in products + convolutions | tokenizer ms/img (timed) |', '| --- | --- | ---: |' + ' ---: |' * 6]
+    for (name, be, n), p in profiles.items():
+        tokenizer = f"{p['tokenizer_ms']:.2f}" if 'tokenizer_ms' in p else '-'
+        lines.append(f"| {name} | {be} | {n} | {p['total_ms']:.2f} | {p['matrix_ms']:.2f} | {p['conv_ms']:.2f} | "
+                     f"{p['other_ms']:.2f} | {p['gmac_per_s']:.1f} | {tokenizer} |")
+    return '\n'.join(lines)
+
+
 def plot(timings: Dict[Tuple[str, str, int], dict], flops: Dict[str, dict], backends: List[str],
          batch: int, path: str) -> None:
     import matplotlib
@@ -245,14 +312,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     names = list(models)
     flops = {name: gflops(m) for name, m in models.items()}
     images = {n: torch.randn(n, 3, 256, 192, generator=torch.Generator().manual_seed(n)) for n in args.batch_sizes}
-    calls, ort_diff = {}, {}
+    calls, ort_diff, onnx_files, profiles = {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as workdir:
         for name, model in models.items():
             for n, image in images.items():
                 if 'eager' in args.backends:
                     calls[name, 'eager', n] = (lambda m=model, x=image: m(x))
                 if 'ort' in args.backends:
-                    calls[name, 'ort', n], ort_diff[f'{name} batch {n}'] = ort_runner(
+                    calls[name, 'ort', n], ort_diff[f'{name} batch {n}'], onnx_files[name, n] = ort_runner(
                         model, image, workdir, args.threads, args.opset)
         rounds: Dict[Tuple[str, str, int], List[float]] = {key: [] for key in calls}
         order = list(calls)
@@ -263,6 +330,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 for key in (order if r % 2 == 0 else order[::-1]):
                     rounds[key].append(time_per_image(calls[key], key[2]) * 1e3)
                 print(f'round {r + 1}/{args.rounds} done', file=sys.stderr, flush=True)
+            if args.profile:
+                n = min(args.batch_sizes)
+                profile_calls = max(2, 10 // n)
+                for name, model in models.items():
+                    for be in args.backends:
+                        seconds = (eager_op_seconds(calls[name, be, n], profile_calls) if be == 'eager' else
+                                   ort_op_seconds(onnx_files[name, n], images[n], args.threads, profile_calls, workdir))
+                        profiles[name, be, n] = op_kinds(seconds, n, flops[name]['full'])
+                        if be == 'eager' and name.startswith('gtpt'):  # shared by pruned and unpruned path
+                            tokenize = (lambda m=model.pose_model.backbone, x=images[n]: m.tokenize(x))
+                            profiles[name, be, n]['tokenizer_ms'] = statistics.median(
+                                time_per_image(tokenize, n) * 1e3 for _ in range(3))
     timings = {key: dict(median_ms=statistics.median(v), min_ms=min(v), rounds_ms=v) for key, v in rounds.items()}
     gtpt = [n for n in names if n.startswith('gtpt') and 'unpruned' not in n]
     batches = sorted(args.batch_sizes)
@@ -270,12 +349,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f'{args.rounds} interleaved rounds, {args.threads} threads (torch and ONNX Runtime), '
           'ms per image; GFLOPs = multiply-accumulates incl. attention products')
     print(format_report(timings, flops, names, args.backends, batches, ratio_table))
+    if profiles:
+        print('\nwhere the time goes (profilers, whose own overhead is included; matrix products include the '
+              'fused attention of eager PyTorch; GMAC/s = the model\'s GFLOPs over the time of those two kinds; '
+              'GTPT\'s tokenizer runs the same on the pruned and the unpruned path)')
+        print(format_profile(profiles))
     if any(d > 1e-3 for d in ort_diff.values()):
         print(f'WARNING: ONNX Runtime differs from torch by more than 1e-3: {ort_diff}')
     result = dict(
         settings=dict(vars(args), torch=torch.__version__, cpu=platform.processor() or platform.machine(),
                       cpu_count=os.cpu_count()),
         gflops=flops, ort_max_abs_diff=ort_diff, ratios=ratio_table,
+        profiles=[dict(model=k[0], backend=k[1], batch=k[2], **v) for k, v in profiles.items()],
         timings=[dict(model=k[0], backend=k[1], batch=k[2], **v) for k, v in timings.items()])
     with open(osp.join(args.out_dir, 'benchmark.json'), 'w') as f:
         json.dump(result, f, indent=1)
