@@ -221,3 +221,14 @@ def test_stem_folds_batchnorm_at_inference_without_changing_its_output(monkeypat
             h.remove()
     assert len(calls) == len(bns) == 15
     assert torch.allclose(folded, unfolded, rtol=1e-4, atol=1e-5 * float(unfolded.abs().max()))
+
+
+@pytest.mark.parametrize('channels_last', [True, False])
+def test_concat_shuffle_is_channel_shuffle_of_the_concatenation(channels_last):
+    from gtpt_mmpose.models.backbones.shufflenet_stem import concat_shuffle
+    a, b = torch.randn(2, 6, 5, 4), torch.randn(2, 6, 5, 4)
+    if channels_last:
+        a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
+    out = concat_shuffle(a, b)
+    assert torch.equal(out, F.channel_shuffle(torch.cat((a, b), dim=1), 2))
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
