@@ -266,6 +266,25 @@ def format_report(timings: Dict[Tuple[str, str, int], dict], flops: Dict[str, di
     return '\n'.join(lines)
 
 
+def profile_models(models: Dict[str, nn.Module], calls: dict, onnx_files: dict, images: Dict[int, torch.Tensor],
+                   flops: Dict[str, dict], args: argparse.Namespace, workdir: str) -> Dict[Tuple[str, str, int], dict]:
+    """--profile: op kinds of every model and backend at the smallest batch, and GTPT's tokenizer
+    timed alone in eager PyTorch (it runs the same on the pruned and the unpruned path)."""
+    n = min(args.batch_sizes)
+    profile_calls = max(2, 10 // n)
+    profiles = {}
+    for name, model in models.items():
+        for be in args.backends:
+            seconds = (eager_op_seconds(calls[name, be, n], profile_calls) if be == 'eager' else
+                       ort_op_seconds(onnx_files[name, n], images[n], args.threads, profile_calls, workdir))
+            profiles[name, be, n] = op_kinds(seconds, n, flops[name]['full'])
+            if be == 'eager' and name.startswith('gtpt'):
+                tokenize = (lambda m=model.pose_model.backbone, x=images[n]: m.tokenize(x))
+                profiles[name, be, n]['tokenizer_ms'] = statistics.median(
+                    time_per_image(tokenize, n) * 1e3 for _ in range(3))
+    return profiles
+
+
 def format_profile(profiles: Dict[Tuple[str, str, int], dict]) -> str:
     lines = ['| model | backend | batch | op time ms/img | matrix products | convolutions | other | '
              'GMAC/s in products + convolutions | tokenizer ms/img (timed) |', '| --- | --- | ---: |' + ' ---: |' * 6]
@@ -331,17 +350,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     rounds[key].append(time_per_image(calls[key], key[2]) * 1e3)
                 print(f'round {r + 1}/{args.rounds} done', file=sys.stderr, flush=True)
             if args.profile:
-                n = min(args.batch_sizes)
-                profile_calls = max(2, 10 // n)
-                for name, model in models.items():
-                    for be in args.backends:
-                        seconds = (eager_op_seconds(calls[name, be, n], profile_calls) if be == 'eager' else
-                                   ort_op_seconds(onnx_files[name, n], images[n], args.threads, profile_calls, workdir))
-                        profiles[name, be, n] = op_kinds(seconds, n, flops[name]['full'])
-                        if be == 'eager' and name.startswith('gtpt'):  # shared by pruned and unpruned path
-                            tokenize = (lambda m=model.pose_model.backbone, x=images[n]: m.tokenize(x))
-                            profiles[name, be, n]['tokenizer_ms'] = statistics.median(
-                                time_per_image(tokenize, n) * 1e3 for _ in range(3))
+                profiles = profile_models(models, calls, onnx_files, images, flops, args, workdir)
     timings = {key: dict(median_ms=statistics.median(v), min_ms=min(v), rounds_ms=v) for key, v in rounds.items()}
     gtpt = [n for n in names if n.startswith('gtpt') and 'unpruned' not in n]
     batches = sorted(args.batch_sizes)
