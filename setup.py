@@ -7,7 +7,6 @@ import os
 import os.path as osp
 import shutil
 import sys
-
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
@@ -30,7 +29,10 @@ def add_mim_extension() -> None:
         if editable:
             os.symlink(osp.relpath(src, mim_root), dst)
         else:
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+            shutil.copytree(
+                src,
+                dst,
+                ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
 
 
 def read_version() -> str:
@@ -45,8 +47,10 @@ if __name__ == '__main__':
     setup(
         name='gtpt_mmpose',
         version=read_version(),
-        description='GTPT: Group-based Token Pruning Transformer for whole-body pose, as an MMPose plugin',
-        long_description=open(osp.join(HERE, 'README.md'), encoding='utf-8').read(),
+        description=
+        'GTPT: Group-based Token Pruning Transformer for whole-body pose, as an MMPose plugin',
+        long_description=open(osp.join(HERE, 'README.md'),
+                              encoding='utf-8').read(),
         long_description_content_type='text/markdown',
         license='Apache-2.0',
         python_requires='>=3.9',

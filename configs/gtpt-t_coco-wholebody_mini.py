@@ -7,16 +7,22 @@ _base_ = ['./gtpt-t_coco-wholebody.py']
 data_root = '{{$GTPT_DATA_ROOT:demo/data/coco-wholebody-mini/}}'
 max_epochs = 100
 train_cfg = dict(max_epochs=max_epochs, val_interval=25)
-model = dict(test_cfg=dict(flip_test=False))  # trained without flip augmentation
+model = dict(test_cfg=dict(
+    flip_test=False))  # trained without flip augmentation
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = []
 custom_hooks = [
-    dict(type='GTPTEMAHook', momentum_start=0.9, total_iters=10000, priority='NORMAL'),
+    dict(
+        type='GTPTEMAHook',
+        momentum_start=0.9,
+        total_iters=10000,
+        priority='NORMAL'),
     dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
     dict(type='KeypointCountCheckHook'),
     dict(type='NonFiniteCheckHook'),
 ]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=25, max_keep_ckpts=2))
+default_hooks = dict(
+    logger=dict(interval=10), checkpoint=dict(interval=25, max_keep_ckpts=2))
 
 train_pipeline = [
     dict(type='LoadImageAsBGR', color_type='color_ignore_orientation'),
@@ -26,11 +32,16 @@ train_pipeline = [
     dict(type='PackPoseInputs'),
 ]
 train_dataloader = dict(
-    batch_size=16, num_workers=0, persistent_workers=False,
+    batch_size=16,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=16, num_workers=0, persistent_workers=False,
+    batch_size=16,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(data_root=data_root, bbox_file=None))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/coco_wholebody_val_v1.0.json')
+val_evaluator = dict(ann_file=data_root +
+                     'annotations/coco_wholebody_val_v1.0.json')
 test_evaluator = val_evaluator

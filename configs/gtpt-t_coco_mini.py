@@ -11,15 +11,21 @@ _base_ = ['./gtpt-t_coco.py']
 data_root = '{{$GTPT_DATA_ROOT:demo/data/coco-wholebody-mini/}}'
 max_epochs = 180
 train_cfg = dict(max_epochs=max_epochs, val_interval=60)
-model = dict(test_cfg=dict(flip_test=False))  # trained without flip augmentation
+model = dict(test_cfg=dict(
+    flip_test=False))  # trained without flip augmentation
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = []
 custom_hooks = [
-    dict(type='GTPTEMAHook', momentum_start=0.9, total_iters=10000, priority='NORMAL'),
+    dict(
+        type='GTPTEMAHook',
+        momentum_start=0.9,
+        total_iters=10000,
+        priority='NORMAL'),
     dict(type='KeypointCountCheckHook'),
     dict(type='NonFiniteCheckHook'),
 ]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=60, max_keep_ckpts=2))
+default_hooks = dict(
+    logger=dict(interval=10), checkpoint=dict(interval=60, max_keep_ckpts=2))
 
 train_pipeline = [
     dict(type='LoadImageAsBGR', color_type='color_ignore_orientation'),
@@ -29,11 +35,16 @@ train_pipeline = [
     dict(type='PackPoseInputs'),
 ]
 train_dataloader = dict(
-    batch_size=16, num_workers=0, persistent_workers=False,
+    batch_size=16,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=16, num_workers=0, persistent_workers=False,
+    batch_size=16,
+    num_workers=0,
+    persistent_workers=False,
     dataset=dict(data_root=data_root, bbox_file=None))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/person_keypoints_val2017.json')
+val_evaluator = dict(ann_file=data_root +
+                     'annotations/person_keypoints_val2017.json')
 test_evaluator = val_evaluator

@@ -8,6 +8,10 @@ from .version import __version__
 allow_mmengine_checkpoints()
 patch_opencv_draw_circles()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401  (fill the registries)
+from . import (
+    datasets,
+    engine,  # noqa: E402,F401  (fill the registries)
+    evaluation,
+    models)
 
 __all__ = ['__version__', 'allow_mmengine_checkpoints']

@@ -12,15 +12,17 @@ warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FIXTURES = osp.join(REPO, 'tests', 'data', 'official-gtpt')
 MINI_DATA = osp.join(REPO, 'demo', 'data', 'coco-wholebody-mini')
-PARITY_FIXTURES = ('gtpt-t_coco', 'gtpt-t_coco-wholebody', 'gtpt-b_coco', 'gtpt-b_coco-wholebody')
+PARITY_FIXTURES = ('gtpt-t_coco', 'gtpt-t_coco-wholebody', 'gtpt-b_coco',
+                   'gtpt-b_coco-wholebody')
 
 sys.path.insert(0, FIXTURES)  # make_checkpoint.py, the fixtures' own generator
 
 
 @pytest.fixture(scope='session', autouse=True)
 def _registries():
-    import gtpt_mmpose  # noqa: F401
     from mmpose.utils import register_all_modules
+
+    import gtpt_mmpose  # noqa: F401
     register_all_modules()
 
 
@@ -48,10 +50,17 @@ def converted(tmp_path_factory):
 
     def get(name: str) -> str:
         if name not in cache:
-            src, dst = str(root / f'{name}_authors.pth'), str(root / f'{name}.pth')
+            src, dst = str(root / f'{name}_authors.pth'), str(root /
+                                                              f'{name}.pth')
             make_checkpoint.save_checkpoint(osp.join(FIXTURES, name), src)
-            subprocess.run([sys.executable, osp.join(REPO, 'tools', 'convert_official_checkpoint.py'), src, dst],
-                           check=True, cwd=REPO, capture_output=True)
+            subprocess.run([
+                sys.executable,
+                osp.join(REPO, 'tools', 'convert_official_checkpoint.py'), src,
+                dst
+            ],
+                           check=True,
+                           cwd=REPO,
+                           capture_output=True)
             cache[name] = dst
         return cache[name]
 
@@ -61,10 +70,15 @@ def converted(tmp_path_factory):
 def fixture_input(name: str):
     import make_checkpoint
     import torch
-    return torch.from_numpy(make_checkpoint.make_input(osp.join(FIXTURES, name)))
+    return torch.from_numpy(
+        make_checkpoint.make_input(osp.join(FIXTURES, name)))
 
 
 def python_env() -> dict:
     """Environment for subprocesses: deterministic, quiet, CPU only."""
-    env = dict(os.environ, PYTHONWARNINGS='ignore', CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='2')
+    env = dict(
+        os.environ,
+        PYTHONWARNINGS='ignore',
+        CUDA_VISIBLE_DEVICES='',
+        OMP_NUM_THREADS='2')
     return env

@@ -16,7 +16,9 @@ def build(**backbone):
     ((1.0, 1.2, 0.5, 0.3), r'keep_ratios must be four values in \(0, 1\]'),
     ((1.0, 0.7, 0.5), r'keep_ratios must be four values'),
     ((1.0, 0.5, 0.7, 0.3), 'keep_ratios must not increase'),
-    ((1.0, 0.7, 0.5, 0.1), 'keep_ratios keep .* no visual token for a group with 68 dense keypoints'),
+    ((1.0, 0.7, 0.5, 0.1),
+     'keep_ratios keep .* no visual token for a group with 68 dense keypoints'
+     ),
 ])
 def test_invalid_keep_ratios_are_refused(ratios, message):
     with pytest.raises(ValueError, match=message):
@@ -24,15 +26,25 @@ def test_invalid_keep_ratios_are_refused(ratios, message):
 
 
 def test_groups_must_cover_every_keypoint_exactly_once():
-    groups = [list(range(0, 5)) + list(range(23, 91)), list(range(5, 11)) + list(range(91, 133)),
-              list(range(11, 17)) + list(range(17, 23))]
-    with pytest.raises(ValueError, match=r'groups: keypoints \[22\] are in no group'):
+    groups = [
+        list(range(0, 5)) + list(range(23, 91)),
+        list(range(5, 11)) + list(range(91, 133)),
+        list(range(11, 17)) + list(range(17, 23))
+    ]
+    with pytest.raises(
+            ValueError, match=r'groups: keypoints \[22\] are in no group'):
         build(groups=[groups[0], groups[1], groups[2][:-1]])
-    with pytest.raises(ValueError, match=r'groups: keypoints \[5\] appear more than once'):
+    with pytest.raises(
+            ValueError,
+            match=r'groups: keypoints \[5\] appear more than once'):
         build(groups=[groups[0] + [5], groups[1], groups[2]])
-    with pytest.raises(ValueError, match=r'groups: keypoint ids \[140\] are outside 0..132'):
+    with pytest.raises(
+            ValueError,
+            match=r'groups: keypoint ids \[140\] are outside 0..132'):
         build(groups=[groups[0] + [140], groups[1], groups[2]])
-    with pytest.raises(ValueError, match='the face keypoints 23..90 must all be in one group'):
+    with pytest.raises(
+            ValueError,
+            match='the face keypoints 23..90 must all be in one group'):
         build(groups=[groups[0][:-1], groups[1] + [90], groups[2]])
 
 
@@ -42,7 +54,8 @@ def test_keypoint_count_must_be_coco_or_coco_wholebody():
 
 
 def test_unknown_arch_is_refused():
-    with pytest.raises(ValueError, match="arch must be one of \\['b', 's', 't'\\]"):
+    with pytest.raises(
+            ValueError, match="arch must be one of \\['b', 's', 't'\\]"):
         build(arch='xl')
 
 
@@ -52,10 +65,16 @@ def test_a_model_whose_keypoint_count_differs_from_the_datasets_is_refused():
     from gtpt_mmpose.engine import KeypointCountCheckHook
     model = build()  # 133 keypoints
     coco = SimpleNamespace(metainfo=dict(num_keypoints=17))
-    runner = SimpleNamespace(model=model, train_dataloader=SimpleNamespace(dataset=coco))
-    with pytest.raises(ValueError, match='model.backbone.num_keypoints is 133, but the training data set .* 17'):
+    runner = SimpleNamespace(
+        model=model, train_dataloader=SimpleNamespace(dataset=coco))
+    with pytest.raises(
+            ValueError,
+            match=
+            'model.backbone.num_keypoints is 133, but the training data set .* 17'
+    ):
         KeypointCountCheckHook().before_train(runner)
-    runner.train_dataloader.dataset = SimpleNamespace(metainfo=dict(num_keypoints=133))
+    runner.train_dataloader.dataset = SimpleNamespace(
+        metainfo=dict(num_keypoints=133))
     KeypointCountCheckHook().before_train(runner)  # matching counts pass
 
 
@@ -66,4 +85,6 @@ def test_every_config_checks_the_keypoint_count():
     from conftest import REPO
     from mmengine.config import Config
     for path in glob.glob(osp.join(REPO, 'configs', 'gtpt-*.py')):
-        assert 'KeypointCountCheckHook' in [h['type'] for h in Config.fromfile(path).custom_hooks], path
+        assert 'KeypointCountCheckHook' in [
+            h['type'] for h in Config.fromfile(path).custom_hooks
+        ], path

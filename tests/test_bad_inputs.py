@@ -12,8 +12,10 @@ from conftest import MINI_DATA, config_file
 
 NAME = 'gtpt-t_coco-wholebody'
 IMAGE = osp.join(MINI_DATA, 'val2017', '000000196141.jpg')
-BOX = np.array([[247.76, 74.23, 417.43, 375.01]])  # the batter (annotation 460541), x1 y1 x2 y2
-WHOLEBODY_ANN = osp.join(MINI_DATA, 'annotations', 'coco_wholebody_val_v1.0.json')
+BOX = np.array([[247.76, 74.23, 417.43,
+                 375.01]])  # the batter (annotation 460541), x1 y1 x2 y2
+WHOLEBODY_ANN = osp.join(MINI_DATA, 'annotations',
+                         'coco_wholebody_val_v1.0.json')
 BODY_ANN = osp.join(MINI_DATA, 'annotations', 'person_keypoints_val2017.json')
 
 
@@ -22,7 +24,8 @@ def model(converted):
     import torch
     from mmpose.apis import init_model
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 shared cores: a second OpenMP thread mostly spins
+    torch.set_num_threads(
+        1)  # 2 shared cores: a second OpenMP thread mostly spins
     yield init_model(config_file(NAME), converted(NAME), device='cpu')
     torch.set_num_threads(threads)
 
@@ -30,7 +33,7 @@ def model(converted):
 def keypoints(model, img) -> np.ndarray:
     """(133, 2) keypoints of the batter in ``img`` (a path or an array)."""
     from mmpose.apis import inference_topdown
-    (sample,) = inference_topdown(model, img, BOX, bbox_format='xyxy')
+    (sample, ) = inference_topdown(model, img, BOX, bbox_format='xyxy')
     return sample.pred_instances.keypoints[0]
 
 
@@ -38,8 +41,13 @@ def bad_image_files(folder) -> dict:
     """{problem: (path, exception, message)} for a missing, an empty and two undecodable files."""
     with open(IMAGE, 'rb') as f:
         jpeg = f.read()
-    files = dict(empty=b'', garbage=b'this is not an image\n' * 50, truncated=jpeg[:300])
-    cases = dict(missing=(str(folder / 'missing.jpg'), FileNotFoundError, 'image file not found: '))
+    files = dict(
+        empty=b'',
+        garbage=b'this is not an image\n' * 50,
+        truncated=jpeg[:300])
+    cases = dict(
+        missing=(str(folder / 'missing.jpg'), FileNotFoundError,
+                 'image file not found: '))
     for problem, data in files.items():
         path = folder / f'{problem}.jpg'
         path.write_bytes(data)
@@ -48,40 +56,54 @@ def bad_image_files(folder) -> dict:
     return cases
 
 
-@pytest.mark.parametrize('problem', ['missing', 'empty', 'garbage', 'truncated'])
+@pytest.mark.parametrize('problem',
+                         ['missing', 'empty', 'garbage', 'truncated'])
 def test_an_unreadable_image_file_is_named(problem, model, tmp_path):
     path, error, message = bad_image_files(tmp_path)[problem]
     with pytest.raises(error, match=re.escape(message)) as info:
         keypoints(model, path)
     assert path in str(info.value)
-    assert len(str(info.value).splitlines()) == 1  # one line, not the decoder's traceback text
+    assert len(str(info.value).splitlines()
+               ) == 1  # one line, not the decoder's traceback text
 
 
-def test_greyscale_and_bgra_pictures_give_the_keypoints_of_their_bgr_versions(model, tmp_path):
+def test_greyscale_and_bgra_pictures_give_the_keypoints_of_their_bgr_versions(
+        model, tmp_path):
     bgr = cv2.imread(IMAGE)
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     expected_grey = keypoints(model, cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR))
     assert expected_grey.shape == (133, 2)
-    cv2.imwrite(str(tmp_path / 'grey.png'), grey)  # PNG: lossless, so the pixels are the same
+    cv2.imwrite(str(tmp_path / 'grey.png'),
+                grey)  # PNG: lossless, so the pixels are the same
     for img in (grey, grey[..., None], str(tmp_path / 'grey.png')):
         np.testing.assert_array_equal(keypoints(model, img), expected_grey)
 
-    bgra = np.dstack([bgr, np.random.default_rng(0).integers(0, 256, bgr.shape[:2], dtype=np.uint8)])
+    bgra = np.dstack([
+        bgr,
+        np.random.default_rng(0).integers(
+            0, 256, bgr.shape[:2], dtype=np.uint8)
+    ])
     cv2.imwrite(str(tmp_path / 'bgra.png'), bgra)
-    assert cv2.imread(str(tmp_path / 'bgra.png'), cv2.IMREAD_UNCHANGED).shape[2] == 4
+    assert cv2.imread(str(tmp_path / 'bgra.png'),
+                      cv2.IMREAD_UNCHANGED).shape[2] == 4
     expected = keypoints(model, bgr)
     for img in (bgra, str(tmp_path / 'bgra.png')):
-        np.testing.assert_array_equal(keypoints(model, img), expected)  # alpha is dropped, not blended
+        np.testing.assert_array_equal(keypoints(
+            model, img), expected)  # alpha is dropped, not blended
 
 
 @pytest.mark.parametrize('img, message', [
-    (np.zeros((429, 640, 2), np.uint8), r'image array has shape \(429, 640, 2\)'),
-    (np.zeros((429, 640, 3, 1), np.uint8), r'image array has shape \(429, 640, 3, 1\)'),
+    (np.zeros(
+        (429, 640, 2), np.uint8), r'image array has shape \(429, 640, 2\)'),
+    (np.zeros((429, 640, 3, 1),
+              np.uint8), r'image array has shape \(429, 640, 3, 1\)'),
     (np.zeros((0, 640, 3), np.uint8), r'image array has shape \(0, 640, 3\)'),
     (np.zeros((429, 640, 3), np.float32), 'image array has dtype float32'),
-    (np.full((429, 640, 3), 300, np.int64), r'image array has dtype int64 \(values 300..300\)'),
+    (np.full((429, 640, 3), 300,
+             np.int64), r'image array has dtype int64 \(values 300..300\)'),
 ])
-def test_an_image_array_of_another_shape_or_dtype_is_refused(img, message, model):
+def test_an_image_array_of_another_shape_or_dtype_is_refused(
+        img, message, model):
     with pytest.raises(ValueError, match=message):
         keypoints(model, img)
 
@@ -91,14 +113,18 @@ def test_the_transform_converts_arrays_to_uint8_bgr():
     bgr = cv2.imread(IMAGE)
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     load = LoadImageAsBGR(color_type='color_ignore_orientation')
-    for img, expected in [(grey, np.dstack([grey] * 3)), (grey[..., None], np.dstack([grey] * 3)),
-                          (np.dstack([bgr, grey]), bgr), (bgr.astype(np.int64), bgr)]:
+    for img, expected in [(grey, np.dstack([grey] * 3)),
+                          (grey[..., None], np.dstack([grey] * 3)),
+                          (np.dstack([bgr, grey]), bgr),
+                          (bgr.astype(np.int64), bgr)]:
         results = load(dict(img=img))
-        assert results['img'].dtype == np.uint8 and results['img_shape'] == bgr.shape[:2]
+        assert results['img'].dtype == np.uint8 and results[
+            'img_shape'] == bgr.shape[:2]
         np.testing.assert_array_equal(results['img'], expected)
     with pytest.raises(TypeError, match='expected a numpy array .* got list'):
         load(dict(img=grey.tolist()))
-    assert LoadImageAsBGR(ignore_empty=True)(dict(img_path=IMAGE + '.missing')) is None
+    assert LoadImageAsBGR(ignore_empty=True)(dict(img_path=IMAGE +
+                                                  '.missing')) is None
 
 
 @pytest.fixture
@@ -116,48 +142,70 @@ def test_the_training_pipeline_names_an_unreadable_image(problem, mini_copy):
     bad = mini_copy / 'train2017' / '000000196141.jpg'
     bad.write_bytes(b'' if problem == 'empty' else b'\x00' * 5000)
     cfg = Config.fromfile(config_file('gtpt-t_coco-wholebody_mini'))
-    dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, data_root=str(mini_copy) + '/'))
+    dataset = DATASETS.build(
+        dict(cfg.train_dataloader.dataset, data_root=str(mini_copy) + '/'))
     assert type(dataset).__name__ == 'CheckedCocoWholeBodyDataset'
-    broken = [i for i in range(len(dataset)) if dataset.get_data_info(i)['img_path'] == str(bad)]
+    broken = [
+        i for i in range(len(dataset))
+        if dataset.get_data_info(i)['img_path'] == str(bad)
+    ]
     assert len(broken) == 4
     message = 'image file is empty' if problem == 'empty' else 'is not a readable image'
     with pytest.raises(ValueError, match=re.escape(message)) as info:
         dataset[broken[0]]
     assert str(bad) in str(info.value)
-    assert dataset[0]['inputs'].shape == (3, 256, 192)  # the other images still load
+    assert dataset[0]['inputs'].shape == (3, 256, 192
+                                          )  # the other images still load
 
 
 def not_wholebody_files(folder) -> dict:
     """{kind: (path, message)}: annotation files that are not COCO-WholeBody."""
-    files = {'a JSON list': [1, 2, 3], 'no annotations': dict(images=[], categories=[])}
-    cases = {'COCO body': (BODY_ANN, re.escape(f'annotation file {BODY_ANN} is not a COCO-WholeBody file: '
-                                               "annotation id ") + r"\d+ has no 'foot_kpts', 'face_kpts', "
-                           "'lefthand_kpts', 'righthand_kpts'.* COCO body file")}
+    files = {
+        'a JSON list': [1, 2, 3],
+        'no annotations': dict(images=[], categories=[])
+    }
+    cases = {
+        'COCO body':
+        (BODY_ANN,
+         re.escape(f'annotation file {BODY_ANN} is not a COCO-WholeBody file: '
+                   "annotation id ") + r"\d+ has no 'foot_kpts', 'face_kpts', "
+         "'lefthand_kpts', 'righthand_kpts'.* COCO body file")
+    }
     for kind, content in files.items():
         path = str(folder / (kind.replace(' ', '_') + '.json'))
         with open(path, 'w') as f:
             json.dump(content, f)
-        cases[kind] = (path, re.escape(f'annotation file {path} is not a COCO-style annotation file'))
+        cases[kind] = (
+            path,
+            re.escape(
+                f'annotation file {path} is not a COCO-style annotation file'))
     return cases
 
 
-@pytest.mark.parametrize('kind', ['COCO body', 'a JSON list', 'no annotations'])
+@pytest.mark.parametrize('kind',
+                         ['COCO body', 'a JSON list', 'no annotations'])
 def test_the_wholebody_dataset_refuses_another_annotation_file(kind, tmp_path):
     from mmengine.config import Config
     from mmpose.registry import DATASETS
     path, message = not_wholebody_files(tmp_path)[kind]
     cfg = Config.fromfile(config_file('gtpt-t_coco-wholebody_mini'))
     with pytest.raises(ValueError, match=message):
-        DATASETS.build(dict(cfg.train_dataloader.dataset, ann_file=path, data_root=MINI_DATA + '/'))
+        DATASETS.build(
+            dict(
+                cfg.train_dataloader.dataset,
+                ann_file=path,
+                data_root=MINI_DATA + '/'))
 
 
-@pytest.mark.parametrize('kind', ['COCO body', 'a JSON list', 'no annotations'])
+@pytest.mark.parametrize('kind',
+                         ['COCO body', 'a JSON list', 'no annotations'])
 def test_the_wholebody_metric_refuses_another_annotation_file(kind, tmp_path):
     from mmpose.registry import METRICS
     path, message = not_wholebody_files(tmp_path)[kind]
     with pytest.raises(ValueError, match=message):
         METRICS.build(dict(type='WholeBodyPartMetric', ann_file=path))
-    METRICS.build(dict(type='WholeBodyPartMetric', ann_file=WHOLEBODY_ANN))  # the real one passes
+    METRICS.build(dict(type='WholeBodyPartMetric',
+                       ann_file=WHOLEBODY_ANN))  # the real one passes
 
 
 def test_every_config_loads_images_with_the_checks():
@@ -166,8 +214,10 @@ def test_every_config_loads_images_with_the_checks():
     from mmengine.config import Config
     for path in glob.glob(config_file('gtpt-*')):
         cfg = Config.fromfile(path)
-        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for loader in ('train_dataloader', 'val_dataloader',
+                       'test_dataloader'):
             dataset = cfg[loader].dataset
             assert dataset.pipeline[0].type == 'LoadImageAsBGR', (path, loader)
             if 'coco-wholebody' in path:
-                assert dataset.type == 'CheckedCocoWholeBodyDataset', (path, loader)
+                assert dataset.type == 'CheckedCocoWholeBodyDataset', (path,
+                                                                       loader)

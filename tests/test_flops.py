@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from conftest import config_file
 from mmengine.config import Config
 
-from conftest import config_file
 from gtpt_mmpose.utils.flops import count_flops
 
 # authors-convention GFLOPs (thop, authors' eval model, 1x3x256x192) and trainable parameters of
@@ -41,20 +41,25 @@ class ToyAttention(nn.Module):
         self.qkv = nn.Linear(8, 24)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = F.relu(self.bn(self.conv(x))).flatten(2).transpose(1, 2)  # B, H*W, 8
-        q, k, v = self.qkv(self.norm(t)).unflatten(-1, (3, 2, 4)).permute(2, 0, 3, 1, 4)
+        t = F.relu(self.bn(self.conv(x))).flatten(2).transpose(1,
+                                                               2)  # B, H*W, 8
+        q, k, v = self.qkv(self.norm(t)).unflatten(-1,
+                                                   (3, 2,
+                                                    4)).permute(2, 0, 3, 1, 4)
         return F.scaled_dot_product_attention(q, k, v).softmax(-1)
 
 
 def test_thop_rules_on_toy_layers():
     model = ToyAttention().eval()
-    result = count_flops(model, (torch.zeros(1, 3, 4, 5),))
+    result = count_flops(model, (torch.zeros(1, 3, 4, 5), ))
     n = 4 * 5
-    expected = dict(Conv2d=n * 8 * 3 * 9,       # output numel * C_in * kernel area, no bias
-                    BatchNorm2d=2 * n * 8 * 2,  # affine: doubled
-                    LayerNorm=2 * n * 8,        # not affine
-                    Linear=n * 24 * 8,          # output numel * in_features, no bias
-                    attention=2 * n * n * 4 * 2)  # (q k^T + attn v) per head, F.softmax is free
+    expected = dict(
+        Conv2d=n * 8 * 3 * 9,  # output numel * C_in * kernel area, no bias
+        BatchNorm2d=2 * n * 8 * 2,  # affine: doubled
+        LayerNorm=2 * n * 8,  # not affine
+        Linear=n * 24 * 8,  # output numel * in_features, no bias
+        attention=2 * n * n * 4 *
+        2)  # (q k^T + attn v) per head, F.softmax is free
     assert result['by_type'] == expected
     assert result['authors'] == sum(expected.values()) - expected['attention']
     assert result['full'] == sum(expected.values())

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from conftest import config_file, fixture_input
 
 from gtpt_mmpose.models.backbones.gtpt import pooled_scores
-from gtpt_mmpose.models.backbones.token_layout import DEFAULT_GROUPS, GroupLayout
+from gtpt_mmpose.models.backbones.token_layout import (DEFAULT_GROUPS,
+                                                       GroupLayout)
 from gtpt_mmpose.models.backbones.transformer import GroupAttention
 
 
@@ -28,20 +29,23 @@ def test_mhga_equals_full_attention_with_the_equivalent_mask():
     x = torch.randn(b, g, n, c)
     hidden = torch.zeros(g, s, dtype=torch.bool)
     hidden[0, 0] = True  # the dummy slot of group 0
-    key_mask = torch.cat((~hidden.flatten(), torch.ones(n - s, dtype=torch.bool)))[None]
+    key_mask = torch.cat(
+        (~hidden.flatten(), torch.ones(n - s, dtype=torch.bool)))[None]
     out, _ = attn(x, key_mask)
 
     # reference: one sequence of all G*n tokens with an explicit (G*n, G*n) visibility mask
     flat = x.reshape(b, g * n, c)
     q, k, v = attn.qkv(flat).chunk(3, dim=-1)
-    split = lambda t: t.view(b, g * n, heads, c // heads).transpose(1, 2)  # noqa: E731
-    logits = split(q) @ split(k).transpose(-2, -1) * c ** -0.5
+    split = lambda t: t.view(b, g * n, heads, c // heads).transpose(
+        1, 2)  # noqa: E731
+    logits = split(q) @ split(k).transpose(-2, -1) * c**-0.5
     visible = torch.zeros(g * n, g * n, dtype=torch.bool)
     for qg in range(g):
         for kg in range(g):
             for j in range(n):
                 is_slot = j < s
-                if (is_slot and not hidden[kg, j]) or (not is_slot and kg == qg):
+                if (is_slot and not hidden[kg, j]) or (not is_slot
+                                                       and kg == qg):
                     visible[qg * n:(qg + 1) * n, kg * n + j] = True
     ref = logits.masked_fill(~visible, float('-inf')).softmax(-1) @ split(v)
     ref = attn.proj(ref.transpose(1, 2).reshape(b, g * n, c)).view(b, g, n, c)
@@ -54,19 +58,31 @@ def test_groups_cover_every_keypoint_exactly_once(num_keypoints):
     ids = [k for grp in DEFAULT_GROUPS[num_keypoints] for k in grp]
     assert sorted(ids) == list(range(num_keypoints))
     readout = layout.readout_index(length=100).tolist()
-    assert len(set(readout)) == num_keypoints  # every keypoint read from its own token
-    assert layout.num_dense == ([0, 0, 0] if num_keypoints == 17 else [68, 42, 6])
+    assert len(set(
+        readout)) == num_keypoints  # every keypoint read from its own token
+    assert layout.num_dense == ([0, 0, 0]
+                                if num_keypoints == 17 else [68, 42, 6])
 
 
 @pytest.mark.parametrize('name, pruned, unpruned', [
-    ('gtpt-t_coco', dict(coarse_visual=179, transition_visual=[76] * 3, group_visual=[25] * 3),
+    ('gtpt-t_coco',
+     dict(
+         coarse_visual=179, transition_visual=[76] * 3, group_visual=[25] * 3),
      dict(coarse_visual=256, transition_visual=[256] * 3, group_visual=None)),
-    ('gtpt-t_coco-wholebody', dict(coarse_visual=179, transition_visual=[60, 86, 122], group_visual=[8, 34, 70]),
-     dict(coarse_visual=256, transition_visual=[188, 214, 250], group_visual=None)),
+    ('gtpt-t_coco-wholebody',
+     dict(
+         coarse_visual=179,
+         transition_visual=[60, 86, 122],
+         group_visual=[8, 34, 70]),
+     dict(
+         coarse_visual=256,
+         transition_visual=[188, 214, 250],
+         group_visual=None)),
 ])
 def test_token_counts_follow_the_spec(name, pruned, unpruned):
     plans = build(name).backbone.plans
-    for plan, want in ((plans['pruned'], pruned), (plans['unpruned'], unpruned)):
+    for plan, want in ((plans['pruned'], pruned), (plans['unpruned'],
+                                                   unpruned)):
         counts = plan.counts()
         assert {k: counts[k] for k in want} == want
 
@@ -74,10 +90,16 @@ def test_token_counts_follow_the_spec(name, pruned, unpruned):
 def _attention_inputs(model, x):
     """The normalised inputs of coarse layers 3, 5 and group layer 3 on the pruned path."""
     seen = {}
-    blocks = {'c3': model.backbone.coarse_blocks[3], 'c5': model.backbone.coarse_blocks[5],
-              'g3': model.backbone.group_blocks[3]}
-    hooks = [blk.attn.register_forward_hook(lambda m, a, kw, o, key=key: seen.__setitem__(key, a[0]),
-                                            with_kwargs=True) for key, blk in blocks.items()]
+    blocks = {
+        'c3': model.backbone.coarse_blocks[3],
+        'c5': model.backbone.coarse_blocks[5],
+        'g3': model.backbone.group_blocks[3]
+    }
+    hooks = [
+        blk.attn.register_forward_hook(
+            lambda m, a, kw, o, key=key: seen.__setitem__(key, a[0]),
+            with_kwargs=True) for key, blk in blocks.items()
+    ]
     with torch.no_grad():
         record = model.backbone.kept_tokens(x)
     for h in hooks:
@@ -91,7 +113,7 @@ def _logits(attn, xn, heads=8):
     q, k, _ = attn.qkv(xn).chunk(3, dim=-1)
     q = q.view(b, n, heads, c // heads).transpose(1, 2)
     k = k.view(b, n, heads, c // heads).transpose(1, 2)
-    return q @ k.transpose(-2, -1) * c ** -0.5
+    return q @ k.transpose(-2, -1) * c**-0.5
 
 
 def _pool(a):
@@ -117,8 +139,11 @@ def test_each_pruning_step_keeps_exactly_the_highest_scoring_tokens():
             kept1 = record['coarse_layer3'][i]
             for g, queries in enumerate(layout.transition_queries):
                 scores = _pool(a5[:, queries, layout.num_sparse:])
-                want = set(kept1[scores.topk(128 - layout.num_dense[g]).indices].tolist())
-                got = set(t for t in record['transition'][i, g].tolist() if t >= 0)
+                want = set(
+                    kept1[scores.topk(128 -
+                                      layout.num_dense[g]).indices].tolist())
+                got = set(t for t in record['transition'][i, g].tolist()
+                          if t >= 0)
                 assert got == want
             # prune #2: real slots and dense tokens of each group against its own visual tokens
             xg = seen['g3'][i:i + 1]  # (1, G, L, C)
@@ -128,10 +153,14 @@ def test_each_pruning_step_keeps_exactly_the_highest_scoring_tokens():
                 c = own.shape[-1]
                 q = q.view(-1, 8, c // 8).transpose(0, 1)
                 k = k.view(-1, 8, c // 8).transpose(0, 1)
-                a = q[:, rows] @ k[:, layout.num_slots + layout.num_dense[g]:].transpose(-2, -1) * c ** -0.5
+                a = q[:, rows] @ k[:, layout.num_slots +
+                                   layout.num_dense[g]:].transpose(
+                                       -2, -1) * c**-0.5
                 before = record['transition'][i, g][layout.num_dense[g]:]
-                want = set(before[_pool(a).topk(76 - layout.num_dense[g]).indices].tolist())
-                got = set(t for t in record['group_layer3'][i, g].tolist() if t >= 0)
+                want = set(before[_pool(a).topk(
+                    76 - layout.num_dense[g]).indices].tolist())
+                got = set(t for t in record['group_layer3'][i, g].tolist()
+                          if t >= 0)
                 assert got == want
 
 
@@ -143,7 +172,8 @@ def test_pooled_scores_is_a_softmax_over_heads_and_queries():
         torch.testing.assert_close(got[b], _pool(logits[b]))
 
 
-def test_training_forward_gives_pruned_and_unpruned_tokens_from_one_tokenizer_pass():
+def test_training_forward_gives_pruned_and_unpruned_tokens_from_one_tokenizer_pass(
+):
     model = build('gtpt-t_coco-wholebody').train()
     calls = []
     model.backbone.stem.register_forward_hook(lambda *a: calls.append(1))
@@ -166,39 +196,58 @@ def test_flip_test_gives_mirrored_keypoints_for_a_mirrored_input():
 
     name = 'gtpt-t_coco-wholebody'
     model = build(name)
-    meta = parse_pose_metainfo(dict(from_file='configs/_base_/datasets/coco_wholebody.py'))
+    meta = parse_pose_metainfo(
+        dict(from_file='configs/_base_/datasets/coco_wholebody.py'))
     flip = meta['flip_indices']
     sample = PoseDataSample(metainfo=dict(flip_indices=flip))
     x = fixture_input(name)[:1]
     with torch.no_grad():
-        feats, feats_flip = model.extract_feat(x), model.extract_feat(x.flip(-1))
-        (ax, ay), (bx, by) = model.head.forward(feats), model.head.forward(feats_flip)
-        avg_a = [(p + q) / 2 for p, q in zip((ax, ay), unflip_simcc(bx, by, flip))]
-        avg_b = [(p + q) / 2 for p, q in zip((bx, by), unflip_simcc(ax, ay, flip))]
+        feats, feats_flip = model.extract_feat(x), model.extract_feat(
+            x.flip(-1))
+        (ax,
+         ay), (bx,
+               by) = model.head.forward(feats), model.head.forward(feats_flip)
+        avg_a = [(p + q) / 2
+                 for p, q in zip((ax, ay), unflip_simcc(bx, by, flip))]
+        avg_b = [(p + q) / 2
+                 for p, q in zip((bx, by), unflip_simcc(ax, ay, flip))]
         mirrored = unflip_simcc(*avg_b, flip)
         torch.testing.assert_close(mirrored[0][..., :-1], avg_a[0][..., :-1])
         torch.testing.assert_close(mirrored[1], avg_a[1])
-        a = model.head.predict([feats, feats_flip], [sample], dict(flip_test=True))[0]
-        b = model.head.predict([feats_flip, feats], [sample], dict(flip_test=True))[0]
+        a = model.head.predict([feats, feats_flip], [sample],
+                               dict(flip_test=True))[0]
+        b = model.head.predict([feats_flip, feats], [sample],
+                               dict(flip_test=True))[0]
     top2 = avg_a[0][0].topk(2, dim=-1).values
-    clear = ((top2[:, 0] - top2[:, 1]) > 1e-4).numpy() & (a.keypoints[0, :, 0] < 191.5)
-    assert clear.sum() > 100  # random weights give flat logits with some exact ties
-    torch.testing.assert_close(torch.tensor(b.keypoints[0, flip, 0][clear]),
-                               torch.tensor(191.0 - a.keypoints[0, clear, 0]))
-    torch.testing.assert_close(torch.tensor(b.keypoints[0, flip, 1]), torch.tensor(a.keypoints[0, :, 1]))
+    clear = ((top2[:, 0] - top2[:, 1]) > 1e-4).numpy() & (
+        a.keypoints[0, :, 0] < 191.5)
+    assert clear.sum(
+    ) > 100  # random weights give flat logits with some exact ties
+    torch.testing.assert_close(
+        torch.tensor(b.keypoints[0, flip, 0][clear]),
+        torch.tensor(191.0 - a.keypoints[0, clear, 0]))
+    torch.testing.assert_close(
+        torch.tensor(b.keypoints[0, flip, 1]),
+        torch.tensor(a.keypoints[0, :, 1]))
 
 
 def test_sine_table_matches_the_formula():
     from gtpt_mmpose.models.backbones.gtpt import sine_position_table
     table = sine_position_table(16, 16, 128)
     r, c, k = 3, 7, 10  # row code in the first half, column code in the second, sin/cos alternating
-    tau = 10000 ** (2 * (k // 2) / 64)
-    assert math.isclose(table[r * 16 + c, k].item(), math.sin((r + 1) / (16 + 1e-6) * 2 * math.pi / tau), abs_tol=1e-6)
-    assert math.isclose(table[r * 16 + c, 64 + k + 1].item(),
-                        math.cos((c + 1) / (16 + 1e-6) * 2 * math.pi / tau), abs_tol=1e-6)
+    tau = 10000**(2 * (k // 2) / 64)
+    assert math.isclose(
+        table[r * 16 + c, k].item(),
+        math.sin((r + 1) / (16 + 1e-6) * 2 * math.pi / tau),
+        abs_tol=1e-6)
+    assert math.isclose(
+        table[r * 16 + c, 64 + k + 1].item(),
+        math.cos((c + 1) / (16 + 1e-6) * 2 * math.pi / tau),
+        abs_tol=1e-6)
 
 
-def test_stem_folds_batchnorm_at_inference_without_changing_its_output(monkeypatch):
+def test_stem_folds_batchnorm_at_inference_without_changing_its_output(
+        monkeypatch):
     from gtpt_mmpose.models.backbones.shufflenet_stem import ShuffleStem
     torch.manual_seed(0)
     stem = ShuffleStem(128).eval()
@@ -211,16 +260,22 @@ def test_stem_folds_batchnorm_at_inference_without_changing_its_output(monkeypat
     x = torch.randn(2, 3, 64, 48)
     calls = []
     bn_forward = torch.nn.BatchNorm2d.forward
-    monkeypatch.setattr(torch.nn.BatchNorm2d, 'forward', lambda self, t: calls.append(self) or bn_forward(self, t))
+    monkeypatch.setattr(
+        torch.nn.BatchNorm2d, 'forward',
+        lambda self, t: calls.append(self) or bn_forward(self, t))
     with torch.no_grad():
         folded = stem(x)
-        assert calls == []  # every BN of the stem follows a convolution and is folded into it
+        assert calls == [
+        ]  # every BN of the stem follows a convolution and is folded into it
         handles = [bn.register_forward_hook(lambda *a: None) for bn in bns]
-        unfolded = stem(x)  # hooked modules run one by one, so hooks (e.g. the FLOPs counter) see them
+        unfolded = stem(
+            x
+        )  # hooked modules run one by one, so hooks (e.g. the FLOPs counter) see them
         for h in handles:
             h.remove()
     assert len(calls) == len(bns) == 15
-    assert torch.allclose(folded, unfolded, rtol=1e-4, atol=1e-5 * float(unfolded.abs().max()))
+    assert torch.allclose(
+        folded, unfolded, rtol=1e-4, atol=1e-5 * float(unfolded.abs().max()))
 
 
 @pytest.mark.parametrize('channels_last', [True, False])
@@ -228,7 +283,9 @@ def test_concat_shuffle_is_channel_shuffle_of_the_concatenation(channels_last):
     from gtpt_mmpose.models.backbones.shufflenet_stem import concat_shuffle
     a, b = torch.randn(2, 6, 5, 4), torch.randn(2, 6, 5, 4)
     if channels_last:
-        a, b = (t.contiguous(memory_format=torch.channels_last) for t in (a, b))
+        a, b = (
+            t.contiguous(memory_format=torch.channels_last) for t in (a, b))
     out = concat_shuffle(a, b)
     assert torch.equal(out, F.channel_shuffle(torch.cat((a, b), dim=1), 2))
-    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    assert out.is_contiguous(
+        memory_format=torch.channels_last) == channels_last

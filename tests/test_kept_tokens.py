@@ -30,7 +30,8 @@ def one_thread_env() -> dict:
 
 
 @pytest.mark.parametrize('name', sorted(SPEC))
-def test_kept_token_indices_follow_the_spec_and_leave_the_logits_alone(name, converted):
+def test_kept_token_indices_follow_the_spec_and_leave_the_logits_alone(
+        name, converted):
     from mmpose.apis import init_model
     coarse, transition, late, dense = SPEC[name]
     model = init_model(config_file(name), converted(name), device='cpu').eval()
@@ -39,37 +40,55 @@ def test_kept_token_indices_follow_the_spec_and_leave_the_logits_alone(name, con
         before = model.backbone(x)
         kept = model.backbone.kept_tokens(x)
         after = model.backbone(x)
-        logits = [model.head(feats) for feats in (before, (kept['tokens'],), after)]
-    assert torch.equal(kept['tokens'], before[0])  # the same pass: identical keypoint tokens
+        logits = [
+            model.head(feats) for feats in (before, (kept['tokens'], ), after)
+        ]
+    assert torch.equal(kept['tokens'],
+                       before[0])  # the same pass: identical keypoint tokens
     assert torch.equal(after[0], before[0])  # and asking left no state behind
     for pred_x, pred_y in logits[1:]:
-        assert torch.equal(pred_x, logits[0][0]) and torch.equal(pred_y, logits[0][1])
-    assert sorted(kept) == ['coarse_layer3', 'group_layer3', 'tokens', 'transition']
+        assert torch.equal(pred_x, logits[0][0]) and torch.equal(
+            pred_y, logits[0][1])
+    assert sorted(kept) == [
+        'coarse_layer3', 'group_layer3', 'tokens', 'transition'
+    ]
     for b in range(x.shape[0]):
         first = kept['coarse_layer3'][b].tolist()
-        assert len(first) == len(set(first)) == coarse and all(0 <= t < 256 for t in first)
+        assert len(first) == len(set(first)) == coarse and all(0 <= t < 256
+                                                               for t in first)
         for g in range(3):
             mid = kept['transition'][b, g].tolist()
             end = kept['group_layer3'][b, g].tolist()
-            assert mid.count(-1) == end.count(-1) == dense[g]  # dense keypoint tokens always stay
+            assert mid.count(-1) == end.count(-1) == dense[
+                g]  # dense keypoint tokens always stay
             mid = [t for t in mid if t >= 0]
             end = [t for t in end if t >= 0]
             assert (len(mid), len(end)) == (transition[g], late[g])
             assert len(set(mid)) == len(mid) and len(set(end)) == len(end)
-            assert set(end) <= set(mid) <= set(first)  # each step keeps a subset of the last
+            assert set(end) <= set(mid) <= set(
+                first)  # each step keeps a subset of the last
 
 
 def test_vis_tool_writes_a_picture(converted, tmp_path):
     import cv2
     out = tmp_path / 'kept.png'
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'analysis', 'vis_kept_tokens.py'),
-         config_file('gtpt-t_coco-wholebody'), converted('gtpt-t_coco-wholebody'),
-         osp.join(MINI_DATA, 'train2017', '000000196141.jpg'),
-         '--bbox', '247', '74', '170', '300', '--out', str(out)],
-        cwd=REPO, env=one_thread_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'analysis', 'vis_kept_tokens.py'),
+        config_file('gtpt-t_coco-wholebody'),
+        converted('gtpt-t_coco-wholebody'),
+        osp.join(MINI_DATA, 'train2017', '000000196141.jpg'), '--bbox', '247',
+        '74', '170', '300', '--out',
+        str(out)
+    ],
+                          cwd=REPO,
+                          env=one_thread_env(),
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     image = cv2.imread(str(out))
     # a 3 x 3 grid of 256 x 192 crops, upscaled: taller than wide, and not blank
-    assert image is not None and 1000 < image.shape[0] < 2000 and 700 < image.shape[1] < 1200
+    assert image is not None and 1000 < image.shape[
+        0] < 2000 and 700 < image.shape[1] < 1200
     assert image.std() > 20

@@ -35,7 +35,10 @@ def test_every_config_loads_and_builds_its_model(path):
 
 
 def test_config_names_are_unique():
-    names = [osp.basename(p) for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)]
+    names = [
+        osp.basename(p) for p in glob.glob(
+            osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    ]
     assert len(names) == len(set(names))
 
 
@@ -44,15 +47,29 @@ def test_mim_finds_the_installed_package_configs_and_tools():
     root = get_installed_path('gtpt_mmpose')
     assert osp.isfile(osp.join(root, '.mim', 'configs', 'gtpt-t_coco.py'))
     assert osp.isfile(osp.join(root, '.mim', 'tools', 'train.py'))
-    out = subprocess.run([sys.executable, osp.join(root, '.mim', 'tools', 'train.py'), '--help'],
-                         cwd='/', env=python_env(), capture_output=True, text=True, timeout=300)
+    out = subprocess.run([
+        sys.executable,
+        osp.join(root, '.mim', 'tools', 'train.py'), '--help'
+    ],
+                         cwd='/',
+                         env=python_env(),
+                         capture_output=True,
+                         text=True,
+                         timeout=300)
     assert out.returncode == 0 and '--resume' in out.stdout  # MMPose's train.py, through our wrapper
 
 
 @pytest.mark.slow
 def test_a_regular_wheel_ships_configs_and_tools(tmp_path):
-    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation',
-                    '-w', str(tmp_path), REPO], check=True, env=python_env(), capture_output=True, timeout=300)
+    subprocess.run([
+        sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
+        '--no-build-isolation', '-w',
+        str(tmp_path), REPO
+    ],
+                   check=True,
+                   env=python_env(),
+                   capture_output=True,
+                   timeout=300)
     wheel = glob.glob(str(tmp_path / 'gtpt_mmpose-*.whl'))[0]
     names = zipfile.ZipFile(wheel).namelist()
     assert 'gtpt_mmpose/.mim/configs/gtpt-s_coco-wholebody.py' in names
@@ -67,21 +84,35 @@ def runner_checkpoint(tmp_path_factory, mini_data_root):
     GTPT_DATA_ROOT, so mim must find the config inside the installed package."""
     work = tmp_path_factory.mktemp('one_iter')
     env = dict(python_env(), GTPT_DATA_ROOT=mini_data_root + '/')
-    proc = subprocess.run(
-        [sys.executable, '-m', 'mim', 'train', 'gtpt_mmpose', 'gtpt-t_coco_mini.py', '--work-dir', str(work),
-         '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=10'],
-        cwd=str(work), env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([
+        sys.executable, '-m', 'mim', 'train', 'gtpt_mmpose',
+        'gtpt-t_coco_mini.py', '--work-dir',
+        str(work), '--cfg-options', 'train_cfg.max_epochs=1',
+        'train_cfg.val_interval=10'
+    ],
+                          cwd=str(work),
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return str(work / 'epoch_1.pth')
 
 
 @pytest.mark.slow
-def test_runner_checkpoint_loads_with_init_model_under_weights_only(runner_checkpoint):
+def test_runner_checkpoint_loads_with_init_model_under_weights_only(
+        runner_checkpoint):
     from mmpose.apis import init_model
     assert 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD' not in os.environ
-    ckpt = torch.load(runner_checkpoint, map_location='cpu', weights_only=True)  # the strict way
-    assert {'state_dict', 'ema_state_dict', 'message_hub', 'optimizer'} <= set(ckpt)
-    model = init_model(osp.join(REPO, 'configs', 'gtpt-t_coco_mini.py'), runner_checkpoint, device='cpu')
+    ckpt = torch.load(
+        runner_checkpoint, map_location='cpu',
+        weights_only=True)  # the strict way
+    assert {'state_dict', 'ema_state_dict', 'message_hub',
+            'optimizer'} <= set(ckpt)
+    model = init_model(
+        osp.join(REPO, 'configs', 'gtpt-t_coco_mini.py'),
+        runner_checkpoint,
+        device='cpu')
     for key, value in model.state_dict().items():
         if key in ckpt['state_dict']:
             assert torch.equal(value, ckpt['state_dict'][key]), key

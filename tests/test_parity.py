@@ -23,7 +23,8 @@ def test_converted_checkpoint_reproduces_authors_logits(name, converted):
         pred_x, pred_y = model.head.forward(model.extract_feat(x))
     meta = json.load(open(osp.join(FIXTURES, name, 'meta.json')))
     n, k = meta['output_shapes'][0][:2]
-    assert tuple(pred_x.shape) == (n, k, 384) and tuple(pred_y.shape) == (n, k, 512)
+    assert tuple(pred_x.shape) == (n, k, 384) and tuple(
+        pred_y.shape) == (n, k, 512)
     expected_x = np.load(osp.join(FIXTURES, name, 'expected_pred_x.npy'))
     expected_y = np.load(osp.join(FIXTURES, name, 'expected_pred_y.npy'))
     assert np.abs(pred_x.numpy() - expected_x).max() < 1e-4
@@ -33,12 +34,17 @@ def test_converted_checkpoint_reproduces_authors_logits(name, converted):
 def test_trained_branch_is_not_what_gets_converted(converted):
     """The fixtures' two branches differ; converting the non-EMA branch must fail parity."""
     import make_checkpoint
-    from gtpt_mmpose.converters import convert_official_state_dict
     from mmengine.config import Config
     from mmpose.registry import MODELS
 
+    from gtpt_mmpose.converters import convert_official_state_dict
+
     name = 'gtpt-t_coco'
-    sd = {k: torch.from_numpy(v) for k, v in make_checkpoint.make_state_dict(osp.join(FIXTURES, name)).items()}
+    sd = {
+        k: torch.from_numpy(v)
+        for k, v in make_checkpoint.make_state_dict(osp.join(FIXTURES,
+                                                             name)).items()
+    }
     live_only = {k: v for k, v in sd.items() if not k.startswith('ema_')}
     model = MODELS.build(Config.fromfile(config_file(name)).model).eval()
     model.load_state_dict(convert_official_state_dict(live_only))

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from conftest import config_file
 
-from gtpt_mmpose.engine.curriculum import NEW_IN_STAGE2, CurriculumInitHook, load_stage1
+from gtpt_mmpose.engine.curriculum import (NEW_IN_STAGE2, CurriculumInitHook,
+                                           load_stage1)
 from gtpt_mmpose.engine.ema import CosineMomentumEMA
 from gtpt_mmpose.models.losses import GlobalPerceivedLoss
 
@@ -25,7 +26,9 @@ def eq12(pred, unpruned, target, weights):
     for s_logits, u_logits, t in zip(pred, unpruned, target):
         s, u = s_logits.log_softmax(-1), u_logits.log_softmax(-1)
         u_bar = u.detach()
-        kl = lambda p, logq: torch.where(p > 0, p * (torch.log(p.clamp_min(1e-30)) - logq), 0.0)  # noqa: E731
+        kl = lambda p, logq: torch.where(
+            p > 0, p *
+            (torch.log(p.clamp_min(1e-30)) - logq), 0.0)  # noqa: E731
         per_bin = kl(t, u) + kl(t, s) + u_bar.exp() * (u_bar - s)
         total = total + (per_bin.mean(-1) * weights).sum() / b
     return total / k
@@ -33,12 +36,15 @@ def eq12(pred, unpruned, target, weights):
 
 def _batch(b=3, k=17, seed=0):
     g = torch.Generator().manual_seed(seed)
-    pred = (torch.randn(b, k, 384, generator=g), torch.randn(b, k, 512, generator=g))
-    unpruned = (torch.randn(b, k, 384, generator=g), torch.randn(b, k, 512, generator=g))
+    pred = (torch.randn(b, k, 384,
+                        generator=g), torch.randn(b, k, 512, generator=g))
+    unpruned = (torch.randn(b, k, 384,
+                            generator=g), torch.randn(b, k, 512, generator=g))
     mu = torch.rand(b, k, 2, generator=g) * torch.tensor([384., 512.])
     bins = (torch.arange(384.), torch.arange(512.))
-    target = tuple(torch.exp(-(bn - mu[..., a:a + 1]) ** 2 / 32) / (4 * math.sqrt(2 * math.pi))
-                   for a, bn in enumerate(bins))
+    target = tuple(
+        torch.exp(-(bn - mu[..., a:a + 1])**2 / 32) /
+        (4 * math.sqrt(2 * math.pi)) for a, bn in enumerate(bins))
     weights = (torch.rand(b, k, generator=g) > 0.3).float()
     return pred, unpruned, target, weights
 
@@ -46,10 +52,12 @@ def _batch(b=3, k=17, seed=0):
 def test_global_perceived_loss_equals_eq12():
     pred, unpruned, target, weights = _batch()
     got = GlobalPerceivedLoss()(pred, target, weights, unpruned)
-    torch.testing.assert_close(got, eq12(pred, unpruned, target, weights), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        got, eq12(pred, unpruned, target, weights), rtol=1e-5, atol=1e-7)
 
 
-def test_global_perceived_loss_gradients_reach_both_passes_and_distillation_only_the_pruned():
+def test_global_perceived_loss_gradients_reach_both_passes_and_distillation_only_the_pruned(
+):
     pred, unpruned, target, weights = _batch()
     pred = tuple(p.requires_grad_() for p in pred)
     unpruned = tuple(u.requires_grad_() for u in unpruned)
@@ -65,34 +73,40 @@ def test_global_perceived_loss_gradients_reach_both_passes_and_distillation_only
 
 
 def test_model_loss_backpropagates_through_the_pruned_and_the_unpruned_path():
-    from mmpose.structures import PoseDataSample
     from mmengine.structures import InstanceData
+    from mmpose.structures import PoseDataSample
 
     model = build('gtpt-t_coco').train()
     _, _, target, weights = _batch(b=2)
     samples = []
     for i in range(2):
         s = PoseDataSample()
-        s.gt_instance_labels = InstanceData(keypoint_x_labels=target[0][i:i + 1], keypoint_y_labels=target[1][i:i + 1],
-                                            keypoint_weights=weights[i:i + 1])
+        s.gt_instance_labels = InstanceData(
+            keypoint_x_labels=target[0][i:i + 1],
+            keypoint_y_labels=target[1][i:i + 1],
+            keypoint_weights=weights[i:i + 1])
         samples.append(s)
     feats = model.extract_feat(torch.randn(2, 3, 256, 192))
     assert len(feats) == 2
     for f in feats:
         f.retain_grad()
     losses = model.head.loss(feats, samples)
-    assert {'loss_kpt', 'loss_kpt_unpruned', 'loss_distill'} <= set(losses)  # each term logged
-    sum(v for k, v in losses.items() if k.startswith('loss')).backward()  # what MMEngine optimises
+    assert {'loss_kpt', 'loss_kpt_unpruned',
+            'loss_distill'} <= set(losses)  # each term logged
+    sum(v for k, v in losses.items()
+        if k.startswith('loss')).backward()  # what MMEngine optimises
     assert feats[0].grad.abs().sum() > 0 and feats[1].grad.abs().sum() > 0
 
 
 def test_ema_momentum_follows_the_cosine_from_0996_to_1():
-    ema = CosineMomentumEMA(torch.nn.Linear(2, 2), momentum_start=0.996, total_iters=1000)
+    ema = CosineMomentumEMA(
+        torch.nn.Linear(2, 2), momentum_start=0.996, total_iters=1000)
     assert math.isclose(ema.decay(0), 0.996)
     assert math.isclose(ema.decay(500), 0.998)
     assert math.isclose(ema.decay(1000), 1.0)
     for it in (0, 123, 777):  # the authors' formula (spec §7.1)
-        assert math.isclose(ema.decay(it), 1 - 0.002 * (1 + math.cos(math.pi * it / 1000)))
+        assert math.isclose(
+            ema.decay(it), 1 - 0.002 * (1 + math.cos(math.pi * it / 1000)))
 
 
 def test_ema_averages_parameters_and_buffers_from_the_first_step():
@@ -118,15 +132,24 @@ def _stage1_checkpoint(tmp_path, with_ema_swap=True):
     """A checkpoint as GTPTEMAHook writes it: EMA weights in state_dict, live ones in ema_state_dict."""
     torch.manual_seed(1)
     body = build('gtpt-t_coco')
-    ema_state = {k: v + 0.5 if v.dtype.is_floating_point else v for k, v in body.state_dict().items()}
-    ckpt = dict(meta=dict(epoch=300), state_dict=ema_state,
-                ema_state_dict={'module.' + k: v for k, v in body.state_dict().items()})
+    ema_state = {
+        k: v + 0.5 if v.dtype.is_floating_point else v
+        for k, v in body.state_dict().items()
+    }
+    ckpt = dict(
+        meta=dict(epoch=300),
+        state_dict=ema_state,
+        ema_state_dict={
+            'module.' + k: v
+            for k, v in body.state_dict().items()
+        })
     path = tmp_path / 'stage1.pth'
     torch.save(ckpt, path)
     return str(path), ema_state
 
 
-def test_stage2_starts_from_every_stage1_ema_weight_and_only_part_and_dense_tokens_are_new(tmp_path):
+def test_stage2_starts_from_every_stage1_ema_weight_and_only_part_and_dense_tokens_are_new(
+        tmp_path):
     path, ema_state = _stage1_checkpoint(tmp_path)
     wholebody = build('gtpt-t_coco-wholebody')
     before = {k: v.clone() for k, v in wholebody.state_dict().items()}
@@ -154,14 +177,20 @@ class _Runner:
         self.logger = logging.getLogger('test')
 
 
-def test_stage2_without_stage1_weights_is_refused_unless_from_scratch(tmp_path):
+def test_stage2_without_stage1_weights_is_refused_unless_from_scratch(
+        tmp_path):
     from mmengine.config import ConfigDict
     model = build('gtpt-t_coco-wholebody')
-    with pytest.raises(RuntimeError, match='stage1_checkpoint=PATH.*from_scratch=True'):
+    with pytest.raises(
+            RuntimeError, match='stage1_checkpoint=PATH.*from_scratch=True'):
         CurriculumInitHook().before_train(_Runner(model, ConfigDict()))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    CurriculumInitHook().before_train(_Runner(model, ConfigDict(from_scratch=True)))
-    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    CurriculumInitHook().before_train(
+        _Runner(model, ConfigDict(from_scratch=True)))
+    assert all(
+        torch.equal(v, before[k]) for k, v in model.state_dict().items())
     path, ema_state = _stage1_checkpoint(tmp_path)
-    CurriculumInitHook().before_train(_Runner(model, ConfigDict(stage1_checkpoint=path)))
-    assert torch.equal(model.state_dict()['backbone.human_token'], ema_state['backbone.human_token'])
+    CurriculumInitHook().before_train(
+        _Runner(model, ConfigDict(stage1_checkpoint=path)))
+    assert torch.equal(model.state_dict()['backbone.human_token'],
+                       ema_state['backbone.human_token'])

@@ -19,8 +19,15 @@ class LossRecorder(Hook):
     def __init__(self) -> None:
         self.losses = []
 
-    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self.losses.append({k: float(v.detach()) for k, v in outputs.items() if 'loss' in k})
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
+                         outputs=None) -> None:
+        self.losses.append({
+            k: float(v.detach())
+            for k, v in outputs.items() if 'loss' in k
+        })
 
 
 def poison_pixels(results: dict) -> dict:
@@ -32,7 +39,11 @@ def poison_pixels(results: dict) -> dict:
     return results
 
 
-def make_runner(work_dir, name: str, seed=42, epochs: int = 3, augment: bool = False):
+def make_runner(work_dir,
+                name: str,
+                seed=42,
+                epochs: int = 3,
+                augment: bool = False):
     """An in-process Runner of the stage-1 mini config: one iteration per epoch, no validation,
     a checkpoint every epoch. ``augment`` uses the full recipe's random train pipeline, in two
     data-loader worker processes, with batches of 4 (3 iterations per epoch)."""
@@ -44,10 +55,16 @@ def make_runner(work_dir, name: str, seed=42, epochs: int = 3, augment: bool = F
         cfg.train_dataloader.dataset.pipeline = full.train_pipeline
         cfg.train_dataloader.update(batch_size=4, num_workers=2)
     cfg.merge_from_dict({
-        'work_dir': str(work_dir), 'experiment_name': name, 'randomness.seed': seed,
-        'train_cfg.max_epochs': epochs, 'train_cfg.val_interval': 1000,
-        'default_hooks.checkpoint.interval': 1, 'default_hooks.checkpoint.max_keep_ckpts': 10,
-        'default_hooks.checkpoint.save_best': None, 'default_hooks.logger.interval': 1})
+        'work_dir': str(work_dir),
+        'experiment_name': name,
+        'randomness.seed': seed,
+        'train_cfg.max_epochs': epochs,
+        'train_cfg.val_interval': 1000,
+        'default_hooks.checkpoint.interval': 1,
+        'default_hooks.checkpoint.max_keep_ckpts': 10,
+        'default_hooks.checkpoint.save_best': None,
+        'default_hooks.logger.interval': 1
+    })
     cfg.train_dataloader.dataset.data_root = MINI_DATA + '/'
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
@@ -58,7 +75,8 @@ def make_runner(work_dir, name: str, seed=42, epochs: int = 3, augment: bool = F
 
 
 def first_losses(tmp_path, name: str, seed: int):
-    runner, recorder = make_runner(tmp_path / name, name, seed=seed, epochs=1, augment=True)
+    runner, recorder = make_runner(
+        tmp_path / name, name, seed=seed, epochs=1, augment=True)
     runner.train()
     return recorder.losses
 
@@ -68,12 +86,16 @@ def test_the_same_seed_gives_the_same_first_losses(tmp_path):
     first = first_losses(tmp_path, 'seed42_a', seed=42)
     again = first_losses(tmp_path, 'seed42_b', seed=42)
     other = first_losses(tmp_path, 'seed7', seed=7)
-    assert len(first) == 3 and {'loss_kpt', 'loss_kpt_unpruned', 'loss_distill'} <= set(first[0])
+    assert len(first) == 3 and {
+        'loss_kpt', 'loss_kpt_unpruned', 'loss_distill'
+    } <= set(first[0])
     assert first == again  # bit for bit: weights, augmentation and worker order all seeded
-    assert first[0] != other[0]  # the seed does reach the run (the check above can fail)
+    assert first[0] != other[
+        0]  # the seed does reach the run (the check above can fail)
 
 
-def test_a_nan_loss_term_stops_training_before_its_checkpoint(tmp_path, monkeypatch):
+def test_a_nan_loss_term_stops_training_before_its_checkpoint(
+        tmp_path, monkeypatch):
     from gtpt_mmpose.models.losses import GlobalPerceivedLoss
     terms, calls = GlobalPerceivedLoss.terms, []
 
@@ -84,21 +106,31 @@ def test_a_nan_loss_term_stops_training_before_its_checkpoint(tmp_path, monkeypa
             out['loss_distill'] = out['loss_distill'] * float('nan')
         return out
 
-    monkeypatch.setattr(GlobalPerceivedLoss, 'terms', nan_distillation_on_the_second_call)
+    monkeypatch.setattr(GlobalPerceivedLoss, 'terms',
+                        nan_distillation_on_the_second_call)
     runner, _ = make_runner(tmp_path, 'nan_loss')
-    with pytest.raises(FloatingPointError, match=r'iteration 2 \(epoch 2\): loss term loss_distill is NaN/Inf '
-                                                 r'\(loss=nan, loss_kpt=\S+, loss_kpt_unpruned=\S+, loss_distill=nan'):
+    with pytest.raises(
+            FloatingPointError,
+            match=r'iteration 2 \(epoch 2\): loss term loss_distill is NaN/Inf '
+            r'\(loss=nan, loss_kpt=\S+, loss_kpt_unpruned=\S+, loss_distill=nan'
+    ):
         runner.train()
-    assert [osp.basename(p) for p in glob.glob(str(tmp_path / '*.pth'))] == ['epoch_1.pth']
+    assert [osp.basename(p)
+            for p in glob.glob(str(tmp_path / '*.pth'))] == ['epoch_1.pth']
     saved = torch.load(tmp_path / 'epoch_1.pth', weights_only=True)
-    assert all(torch.isfinite(v).all() for v in saved['state_dict'].values() if v.is_floating_point())
+    assert all(
+        torch.isfinite(v).all() for v in saved['state_dict'].values()
+        if v.is_floating_point())
 
 
 def test_a_nan_input_stops_training_naming_the_image(tmp_path):
     runner, _ = make_runner(tmp_path, 'nan_input')
-    runner.train_dataloader.dataset.pipeline.transforms.insert(-1, poison_pixels)  # before PackPoseInputs
-    with pytest.raises(FloatingPointError, match=rf'iteration 1 \(epoch 1\): input image #\d of the batch '
-                                                 rf'\(\S+{POISONED_IMAGE}\) has NaN/Inf pixel values'):
+    runner.train_dataloader.dataset.pipeline.transforms.insert(
+        -1, poison_pixels)  # before PackPoseInputs
+    with pytest.raises(
+            FloatingPointError,
+            match=rf'iteration 1 \(epoch 1\): input image #\d of the batch '
+            rf'\(\S+{POISONED_IMAGE}\) has NaN/Inf pixel values'):
         runner.train()
     assert not glob.glob(str(tmp_path / '*.pth'))
 
@@ -106,4 +138,6 @@ def test_a_nan_input_stops_training_naming_the_image(tmp_path):
 def test_every_training_config_guards_against_non_finite_values():
     from mmengine.config import Config
     for path in glob.glob(osp.join(REPO, 'configs', 'gtpt-*.py')):
-        assert 'NonFiniteCheckHook' in [h['type'] for h in Config.fromfile(path).custom_hooks], path
+        assert 'NonFiniteCheckHook' in [
+            h['type'] for h in Config.fromfile(path).custom_hooks
+        ], path

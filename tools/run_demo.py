@@ -29,7 +29,12 @@ def run(cmd, log_path: str) -> None:
     """Run a command, echoing its output to the terminal and to ``log_path``."""
     print('\n$ ' + ' '.join(cmd), flush=True)
     with open(log_path, 'w') as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True)
         for line in proc.stdout:
             if 'is ignored: it is neither a file nor a directory' in line or 'Warning' in line:
                 log.write(line)
@@ -56,28 +61,39 @@ def test_metrics(work_dir: str) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default=osp.join(REPO, 'work_dirs', 'demo'))
+    parser.add_argument(
+        '--work-dir', default=osp.join(REPO, 'work_dirs', 'demo'))
     args = parser.parse_args()
     os.makedirs(args.work_dir, exist_ok=True)
-    stage1, stage2, test_dir = (osp.join(args.work_dir, d) for d in ('stage1', 'stage2', 'test'))
+    stage1, stage2, test_dir = (
+        osp.join(args.work_dir, d) for d in ('stage1', 'stage2', 'test'))
     times = {}
 
     start = time.time()
-    run(MIM + ['train', 'gtpt_mmpose', 'configs/gtpt-t_coco_mini.py', '--work-dir', stage1],
-        osp.join(args.work_dir, 'stage1.log'))
+    run(
+        MIM + [
+            'train', 'gtpt_mmpose', 'configs/gtpt-t_coco_mini.py',
+            '--work-dir', stage1
+        ], osp.join(args.work_dir, 'stage1.log'))
     times['stage 1 (body)'] = time.time() - start
     body_metrics = test_metrics_from_val(stage1)
 
     start = time.time()
-    run(MIM + ['train', 'gtpt_mmpose', 'configs/gtpt-t_coco-wholebody_mini.py', '--work-dir', stage2,
-               '--cfg-options', f'stage1_checkpoint={last_checkpoint(stage1)}'],
-        osp.join(args.work_dir, 'stage2.log'))
+    run(
+        MIM + [
+            'train', 'gtpt_mmpose', 'configs/gtpt-t_coco-wholebody_mini.py',
+            '--work-dir', stage2, '--cfg-options',
+            f'stage1_checkpoint={last_checkpoint(stage1)}'
+        ], osp.join(args.work_dir, 'stage2.log'))
     times['stage 2 (whole body)'] = time.time() - start
 
     start = time.time()
     checkpoint = last_checkpoint(stage2)
-    run(MIM + ['test', 'gtpt_mmpose', 'configs/gtpt-t_coco-wholebody_mini.py', '--checkpoint', checkpoint,
-               '--work-dir', test_dir], osp.join(args.work_dir, 'test.log'))
+    run(
+        MIM + [
+            'test', 'gtpt_mmpose', 'configs/gtpt-t_coco-wholebody_mini.py',
+            '--checkpoint', checkpoint, '--work-dir', test_dir
+        ], osp.join(args.work_dir, 'test.log'))
     metrics = test_metrics(test_dir)
     times['test'] = time.time() - start
 
@@ -85,21 +101,36 @@ def main() -> int:
     picture = draw_predictions(checkpoint, args.work_dir)
     times['picture'] = time.time() - start
 
-    print('\n==== GTPT-T demo: body -> whole-body curriculum on the mini set ====')
-    print(f'stage 1 body AP (coco/AP): {body_metrics.get("coco/AP", float("nan")):.3f}')
+    print(
+        '\n==== GTPT-T demo: body -> whole-body curriculum on the mini set ===='
+    )
+    print(
+        f'stage 1 body AP (coco/AP): {body_metrics.get("coco/AP", float("nan")):.3f}'
+    )
     for part in ('body', 'foot', 'face', 'hand'):
         print(f'stage 2 {part} AP: {metrics[f"coco-wholebody/{part}/AP"]:.3f}')
-    print(f'stage 2 whole-body AP (coco-wholebody/AP): {metrics["coco-wholebody/AP"]:.3f}')
-    print('times: ' + ', '.join(f'{k} {v / 60:.1f} min' for k, v in times.items()))
+    print(
+        f'stage 2 whole-body AP (coco-wholebody/AP): {metrics["coco-wholebody/AP"]:.3f}'
+    )
+    print('times: ' + ', '.join(f'{k} {v / 60:.1f} min'
+                                for k, v in times.items()))
     print(f'checkpoint: {checkpoint}\npicture: {picture}')
     with open(osp.join(args.work_dir, 'summary.json'), 'w') as f:
-        json.dump(dict(stage1=body_metrics, stage2=metrics, seconds=times, picture=picture), f, indent=1)
+        json.dump(
+            dict(
+                stage1=body_metrics,
+                stage2=metrics,
+                seconds=times,
+                picture=picture),
+            f,
+            indent=1)
     return 0
 
 
 def test_metrics_from_val(work_dir: str) -> dict:
     """The last validation metrics of a training run (MMEngine's scalars log)."""
-    scalars = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    scalars = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     metrics = {}
     with open(scalars[-1]) as f:
         for line in f:
@@ -123,17 +154,31 @@ def draw_predictions(checkpoint: str, work_dir: str) -> str:
     cfg_path = config_path('gtpt-t_coco-wholebody_mini')
     model = init_model(cfg_path, checkpoint, device='cpu')
     data_root = model.cfg.test_dataloader.dataset.data_root
-    ann = json.load(open(osp.join(data_root, 'annotations', 'coco_wholebody_val_v1.0.json')))
+    ann = json.load(
+        open(
+            osp.join(data_root, 'annotations',
+                     'coco_wholebody_val_v1.0.json')))
     image = ann['images'][2]
-    boxes = np.array([a['bbox'] for a in ann['annotations'] if a['image_id'] == image['id']], dtype=np.float32)
+    boxes = np.array([
+        a['bbox'] for a in ann['annotations'] if a['image_id'] == image['id']
+    ],
+                     dtype=np.float32)
     boxes[:, 2:] += boxes[:, :2]  # xywh -> xyxy
     img_path = osp.join(data_root, 'val2017', image['file_name'])
-    result = merge_data_samples(inference_topdown(model, img_path, boxes, bbox_format='xyxy'))
+    result = merge_data_samples(
+        inference_topdown(model, img_path, boxes, bbox_format='xyxy'))
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.set_dataset_meta(model.dataset_meta)
     out = osp.join(work_dir, 'predictions_' + image['file_name'])
-    visualizer.add_datasample('result', mmcv.imread(img_path, channel_order='rgb'), data_sample=result,
-                              draw_gt=False, draw_bbox=True, kpt_thr=KPT_THR, show=False, out_file=out)
+    visualizer.add_datasample(
+        'result',
+        mmcv.imread(img_path, channel_order='rgb'),
+        data_sample=result,
+        draw_gt=False,
+        draw_bbox=True,
+        kpt_thr=KPT_THR,
+        show=False,
+        out_file=out)
     return out
 
 

@@ -8,14 +8,24 @@ num_keypoints = 133
 stage1_checkpoint = None
 from_scratch = False
 
-model = dict(backbone=dict(num_keypoints=num_keypoints, keep_ratios=(1.0, 0.7, 0.5, 0.3)))
-train_dataloader = dict(dataset=dict(type=dataset_type, ann_file='annotations/coco_wholebody_train_v1.0.json'))
-val_dataloader = dict(dataset=dict(type=dataset_type, ann_file='annotations/coco_wholebody_val_v1.0.json'))
+model = dict(
+    backbone=dict(
+        num_keypoints=num_keypoints, keep_ratios=(1.0, 0.7, 0.5, 0.3)))
+train_dataloader = dict(
+    dataset=dict(
+        type=dataset_type,
+        ann_file='annotations/coco_wholebody_train_v1.0.json'))
+val_dataloader = dict(
+    dataset=dict(
+        type=dataset_type,
+        ann_file='annotations/coco_wholebody_val_v1.0.json'))
 test_dataloader = val_dataloader
 
 # body, foot, face, hand and whole-body AP/AR; keypoint score threshold 0.01, OKS-NMS 0.9 (spec §10)
-val_evaluator = dict(_delete_=True, type='WholeBodyPartMetric',
-                     ann_file=data_root + 'annotations/coco_wholebody_val_v1.0.json')
+val_evaluator = dict(
+    _delete_=True,
+    type='WholeBodyPartMetric',
+    ann_file=data_root + 'annotations/coco_wholebody_val_v1.0.json')
 test_evaluator = val_evaluator
 default_hooks = dict(checkpoint=dict(save_best='coco-wholebody/AP'))
 custom_hooks = [

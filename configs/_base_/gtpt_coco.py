@@ -9,28 +9,56 @@ num_keypoints = 17
 model = dict(
     type='TopdownPoseEstimator',
     data_preprocessor={{_base_.data_preprocessor}},
-    backbone=dict(type='GTPT', num_keypoints=num_keypoints, keep_ratios=(1.0, 0.7, 0.3, 0.1)),
-    head=dict(type='GTPTHead', input_size={{_base_.input_size}}, simcc_split_ratio=2.0,
-              loss=dict(type='GlobalPerceivedLoss'), decoder={{_base_.codec}}),
+    backbone=dict(
+        type='GTPT',
+        num_keypoints=num_keypoints,
+        keep_ratios=(1.0, 0.7, 0.3, 0.1)),
+    head=dict(
+        type='GTPTHead',
+        input_size={{_base_.input_size}},
+        simcc_split_ratio=2.0,
+        loss=dict(type='GlobalPerceivedLoss'),
+        decoder={{_base_.codec}}),
     test_cfg=dict(flip_test=True))
 
 train_dataloader = dict(
-    batch_size=64, num_workers=4, persistent_workers=True,
+    batch_size=64,
+    num_workers=4,
+    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type=dataset_type, data_root=data_root, data_mode=data_mode,
-                 ann_file='annotations/person_keypoints_train2017.json',
-                 data_prefix=dict(img='train2017/'), pipeline={{_base_.train_pipeline}}))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_mode=data_mode,
+        ann_file='annotations/person_keypoints_train2017.json',
+        data_prefix=dict(img='train2017/'),
+        pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
-    batch_size=32, num_workers=4, persistent_workers=True, drop_last=False,
+    batch_size=32,
+    num_workers=4,
+    persistent_workers=True,
+    drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(type=dataset_type, data_root=data_root, data_mode=data_mode,
-                 ann_file='annotations/person_keypoints_val2017.json',
-                 bbox_file=data_root + 'person_detection_results/COCO_val2017_detections_AP_H_56_person.json',
-                 data_prefix=dict(img='val2017/'), test_mode=True, pipeline={{_base_.val_pipeline}}))
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_mode=data_mode,
+        ann_file='annotations/person_keypoints_val2017.json',
+        bbox_file=data_root +
+        'person_detection_results/COCO_val2017_detections_AP_H_56_person.json',
+        data_prefix=dict(img='val2017/'),
+        test_mode=True,
+        pipeline={{_base_.val_pipeline}}))
 test_dataloader = val_dataloader
 
 # authors' evaluation: keypoint score threshold 0.01, OKS-NMS 0.9 (spec §10)
-val_evaluator = dict(type='CocoMetric', ann_file=data_root + 'annotations/person_keypoints_val2017.json',
-                     score_mode='bbox_keypoint', keypoint_score_thr=0.01, nms_mode='oks_nms', nms_thr=0.9)
+val_evaluator = dict(
+    type='CocoMetric',
+    ann_file=data_root + 'annotations/person_keypoints_val2017.json',
+    score_mode='bbox_keypoint',
+    keypoint_score_thr=0.01,
+    nms_mode='oks_nms',
+    nms_thr=0.9)
 test_evaluator = val_evaluator
-default_hooks = dict(checkpoint=dict(save_best='coco/AP', rule='greater', max_keep_ckpts=1))
+default_hooks = dict(
+    checkpoint=dict(save_best='coco/AP', rule='greater', max_keep_ckpts=1))

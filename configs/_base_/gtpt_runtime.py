@@ -7,26 +7,40 @@ custom_imports = dict(imports=['gtpt_mmpose'], allow_failed_imports=False)
 max_epochs = 300
 base_lr = 1e-3
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
-optim_wrapper = dict(optimizer=dict(type='Adam', lr=base_lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.))
-param_scheduler = [dict(type='MultiStepLR', milestones=[199, 259], gamma=0.1, by_epoch=True)]
+optim_wrapper = dict(
+    optimizer=dict(
+        type='Adam', lr=base_lr, betas=(0.9,
+                                        0.999), eps=1e-8, weight_decay=0.))
+param_scheduler = [
+    dict(type='MultiStepLR', milestones=[199, 259], gamma=0.1, by_epoch=True)
+]
 auto_scale_lr = dict(base_batch_size=256)  # 4 GPUs x 64
 randomness = dict(seed=42)
 
 # ---- EMA of every weight and buffer; validation and checkpoints use the EMA copy -----------------
 custom_hooks = [
     dict(type='GTPTEMAHook', momentum_start=0.996, priority='NORMAL'),
-    dict(type='KeypointCountCheckHook'),  # model and data set must agree on the keypoint count
-    dict(type='NonFiniteCheckHook'),  # NaN/Inf input or loss: stop before anything is saved
+    dict(type='KeypointCountCheckHook'
+         ),  # model and data set must agree on the keypoint count
+    dict(type='NonFiniteCheckHook'
+         ),  # NaN/Inf input or loss: stop before anything is saved
 ]
 
 # ---- codec: SimCC, 2 bins per pixel, Gaussian sigma 4 bins, normalised -------------------------
 # Differs from the authors' targets (spec §6.1): MMPose rounds the centre to a whole bin (<= 0.25
 # px) and drops keypoints more than 3 sigma = 6 px outside the crop (authors: 12 px).
 input_size = (192, 256)
-codec = dict(type='SimCCLabel', input_size=input_size, sigma=4.0, simcc_split_ratio=2.0, normalize=True)
+codec = dict(
+    type='SimCCLabel',
+    input_size=input_size,
+    sigma=4.0,
+    simcc_split_ratio=2.0,
+    normalize=True)
 
 data_preprocessor = dict(
-    type='PoseDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+    type='PoseDataPreprocessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True)
 
 # ---- pipelines (spec §9.2) ----------------------------------------------------------------------
@@ -39,10 +53,21 @@ train_pipeline = [
     dict(type='LoadImageAsBGR', color_type='color_ignore_orientation'),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='RandomFlip', direction='horizontal', prob=0.5),
-    dict(type='RandomHalfBody', min_total_keypoints=9, min_upper_keypoints=3, min_lower_keypoints=3,
-         padding=1.5, prob=0.3, upper_prioritized_prob=0.69),
-    dict(type='RandomBBoxTransform', shift_prob=0., scale_factor=(0.65, 1.35), scale_prob=1.0,
-         rotate_factor=90., rotate_prob=0.6),
+    dict(
+        type='RandomHalfBody',
+        min_total_keypoints=9,
+        min_upper_keypoints=3,
+        min_lower_keypoints=3,
+        padding=1.5,
+        prob=0.3,
+        upper_prioritized_prob=0.69),
+    dict(
+        type='RandomBBoxTransform',
+        shift_prob=0.,
+        scale_factor=(0.65, 1.35),
+        scale_prob=1.0,
+        rotate_factor=90.,
+        rotate_prob=0.6),
     dict(type='TopdownAffine', input_size=input_size),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs'),

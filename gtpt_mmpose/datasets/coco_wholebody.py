@@ -8,15 +8,24 @@ from mmpose.registry import DATASETS
 from xtcocotools.coco import COCO
 
 # keypoint lists of a COCO-WholeBody annotation and their lengths (x, y, v per keypoint)
-WHOLEBODY_KEYPOINT_KEYS = {'keypoints': 17 * 3, 'foot_kpts': 6 * 3, 'face_kpts': 68 * 3,
-                           'lefthand_kpts': 21 * 3, 'righthand_kpts': 21 * 3}
+WHOLEBODY_KEYPOINT_KEYS = {
+    'keypoints': 17 * 3,
+    'foot_kpts': 6 * 3,
+    'face_kpts': 68 * 3,
+    'lefthand_kpts': 21 * 3,
+    'righthand_kpts': 21 * 3
+}
 
 
 def not_coco_style(ann_file: str, why: str) -> ValueError:
-    return ValueError(f'annotation file {ann_file} is not a COCO-style annotation file: {why}')
+    return ValueError(
+        f'annotation file {ann_file} is not a COCO-style annotation file: {why}'
+    )
 
 
-def check_coco_style(dataset: dict, ann_file: str, need_annotations: bool = True) -> None:
+def check_coco_style(dataset: dict,
+                     ann_file: str,
+                     need_annotations: bool = True) -> None:
     """Raise ValueError naming ``ann_file`` when its loaded content ``dataset`` has no ``images``
     list, or (with ``need_annotations``) no ``annotations`` list.
 
@@ -29,10 +38,14 @@ def check_coco_style(dataset: dict, ann_file: str, need_annotations: bool = True
     keys = ('images', 'annotations') if need_annotations else ('images', )
     missing = [k for k in keys if not isinstance(dataset.get(k), list)]
     if missing:
-        raise not_coco_style(ann_file, f'it has no {" and no ".join(repr(k) for k in missing)} list')
+        raise not_coco_style(
+            ann_file,
+            f'it has no {" and no ".join(repr(k) for k in missing)} list')
 
 
-def load_coco(ann_file: str, name: Optional[str] = None, need_annotations: bool = True) -> COCO:
+def load_coco(ann_file: str,
+              name: Optional[str] = None,
+              need_annotations: bool = True) -> COCO:
     """``xtcocotools.coco.COCO(ann_file)``, or a ValueError naming the file when it is not a
     COCO-style annotation file (a JSON object with ``images`` and ``annotations`` lists).
 
@@ -51,7 +64,8 @@ def load_coco(ann_file: str, name: Optional[str] = None, need_annotations: bool 
     except json.JSONDecodeError as e:
         raise not_coco_style(name, f'it is not valid JSON ({e})') from None
     except AssertionError:  # xtcocotools asserts that the top level is a JSON object
-        raise not_coco_style(name, 'its top level is not a JSON object') from None
+        raise not_coco_style(name,
+                             'its top level is not a JSON object') from None
     check_coco_style(coco.dataset, name, need_annotations)
     return coco
 
@@ -66,15 +80,21 @@ def check_wholebody_annotation(ann: dict, ann_file: str) -> None:
     """
     missing = [k for k in WHOLEBODY_KEYPOINT_KEYS if k not in ann]
     if missing:
-        hint = (' Is it a COCO body file? Train and test body models with the gtpt-*_coco.py configs.'
-                if 'keypoints' in ann else '')
-        raise ValueError(f'annotation file {ann_file} is not a COCO-WholeBody file: annotation id '
-                         f'{ann.get("id")} has no {", ".join(repr(k) for k in missing)}.{hint}')
-    wrong = [f'{k!r} has {len(ann[k])} values, not {n}' for k, n in WHOLEBODY_KEYPOINT_KEYS.items()
-             if len(ann[k]) != n]
+        hint = (
+            ' Is it a COCO body file? Train and test body models with the gtpt-*_coco.py configs.'
+            if 'keypoints' in ann else '')
+        raise ValueError(
+            f'annotation file {ann_file} is not a COCO-WholeBody file: annotation id '
+            f'{ann.get("id")} has no {", ".join(repr(k) for k in missing)}.{hint}'
+        )
+    wrong = [
+        f'{k!r} has {len(ann[k])} values, not {n}'
+        for k, n in WHOLEBODY_KEYPOINT_KEYS.items() if len(ann[k]) != n
+    ]
     if wrong:
-        raise ValueError(f'annotation file {ann_file} is not a COCO-WholeBody file: annotation id '
-                         f'{ann.get("id")}: {"; ".join(wrong)}')
+        raise ValueError(
+            f'annotation file {ann_file} is not a COCO-WholeBody file: annotation id '
+            f'{ann.get("id")}: {"; ".join(wrong)}')
 
 
 def check_wholebody_annotations(anns: Sequence[dict], ann_file: str) -> None:
@@ -106,12 +126,14 @@ class CheckedCocoWholeBodyDataset(CocoWholeBodyDataset):
         try:
             instances, images = super()._load_annotations()
         except json.JSONDecodeError as e:
-            raise not_coco_style(self.ann_file, f'it is not valid JSON ({e})') from None
+            raise not_coco_style(self.ann_file,
+                                 f'it is not valid JSON ({e})') from None
         except AssertionError:
             if not exists(self.ann_file):
                 raise  # MMPose's own "Annotation file ... does not exist"
             # the other assertion on the way: xtcocotools' "the top level is a JSON object"
-            raise not_coco_style(self.ann_file, 'its top level is not a JSON object') from None
+            raise not_coco_style(
+                self.ann_file, 'its top level is not a JSON object') from None
         # without these lists MMPose goes on with no instances and fails later, not naming the file
         check_coco_style(self.coco.dataset, self.ann_file)
         return instances, images
@@ -125,5 +147,6 @@ class CheckedCocoWholeBodyDataset(CocoWholeBodyDataset):
         Returns:
             dict: The parsed instance.
         """
-        check_wholebody_annotation(raw_data_info['raw_ann_info'], self.ann_file)
+        check_wholebody_annotation(raw_data_info['raw_ann_info'],
+                                   self.ann_file)
         return super().parse_data_info(raw_data_info)

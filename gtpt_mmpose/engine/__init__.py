@@ -3,4 +3,7 @@ from .ema import CosineMomentumEMA, GTPTEMAHook
 from .keypoint_check import KeypointCountCheckHook
 from .non_finite_check import NonFiniteCheckHook
 
-__all__ = ['CosineMomentumEMA', 'CurriculumInitHook', 'GTPTEMAHook', 'KeypointCountCheckHook', 'NonFiniteCheckHook']
+__all__ = [
+    'CosineMomentumEMA', 'CurriculumInitHook', 'GTPTEMAHook',
+    'KeypointCountCheckHook', 'NonFiniteCheckHook'
+]

@@ -17,8 +17,11 @@ def stage1_state_dict(path: str) -> dict:
     (the EMA weights when it was trained with ``GTPTEMAHook``), or a converted authors' model."""
     ckpt = load_checkpoint_file(path)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not any(k.startswith('backbone.') for k in state):
-        raise ValueError(f'{path} is not a GTPT checkpoint of this package (no "backbone.*" weights)')
+    if not isinstance(state, dict) or not any(
+            k.startswith('backbone.') for k in state):
+        raise ValueError(
+            f'{path} is not a GTPT checkpoint of this package (no "backbone.*" weights)'
+        )
     return state
 
 
@@ -29,14 +32,18 @@ def load_stage1(model: torch.nn.Module, path: str) -> list:
     own = model.state_dict()
     for key, value in state.items():
         if key not in own:
-            raise ValueError(f'stage-1 checkpoint {path} does not fit: {key} is not in the whole-body model')
+            raise ValueError(
+                f'stage-1 checkpoint {path} does not fit: {key} is not in the whole-body model'
+            )
         if own[key].shape != value.shape:
-            raise ValueError(f'stage-1 checkpoint {path} does not fit: {key} has shape {tuple(value.shape)}, '
-                             f'the whole-body model expects {tuple(own[key].shape)}')
+            raise ValueError(
+                f'stage-1 checkpoint {path} does not fit: {key} has shape {tuple(value.shape)}, '
+                f'the whole-body model expects {tuple(own[key].shape)}')
     new = [k for k in own if k not in state]
     if sorted(new) != sorted(NEW_IN_STAGE2):
-        raise ValueError(f'stage-1 checkpoint {path} lacks {sorted(set(new) - set(NEW_IN_STAGE2))}; '
-                         'is it a GTPT body model of the same variant?')
+        raise ValueError(
+            f'stage-1 checkpoint {path} lacks {sorted(set(new) - set(NEW_IN_STAGE2))}; '
+            'is it a GTPT body model of the same variant?')
     own.update(state)  # the new tokens keep their initial values
     model.load_state_dict(own)
     return new
@@ -59,24 +66,34 @@ class CurriculumInitHook(Hook):
 
     priority = 'ABOVE_NORMAL'  # before GTPTEMAHook copies the model into the EMA
 
-    def __init__(self, checkpoint: Optional[str] = None, from_scratch: Optional[bool] = None) -> None:
+    def __init__(self,
+                 checkpoint: Optional[str] = None,
+                 from_scratch: Optional[bool] = None) -> None:
         self.checkpoint = checkpoint
         self.from_scratch = from_scratch
 
     def before_train(self, runner) -> None:
         if runner._has_loaded:
-            runner.logger.info('CurriculumInitHook: weights were loaded or resumed; not loading stage 1')
+            runner.logger.info(
+                'CurriculumInitHook: weights were loaded or resumed; not loading stage 1'
+            )
             return
         checkpoint = self.checkpoint or runner.cfg.get('stage1_checkpoint')
-        from_scratch = self.from_scratch if self.from_scratch is not None else runner.cfg.get('from_scratch', False)
+        from_scratch = self.from_scratch if self.from_scratch is not None else runner.cfg.get(
+            'from_scratch', False)
         if checkpoint is None:
             if not from_scratch:
                 raise RuntimeError(
                     'stage 2 (whole-body) needs the stage-1 body model: pass '
                     '--cfg-options stage1_checkpoint=PATH (the best checkpoint of the gtpt-*_coco run), '
                     'or from_scratch=True to train without it')
-            runner.logger.warning('CurriculumInitHook: training stage 2 from scratch (from_scratch=True)')
+            runner.logger.warning(
+                'CurriculumInitHook: training stage 2 from scratch (from_scratch=True)'
+            )
             return
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
         new = load_stage1(model, checkpoint)
-        runner.logger.info(f'CurriculumInitHook: stage-1 weights from {checkpoint}; newly initialised: {new}')
+        runner.logger.info(
+            f'CurriculumInitHook: stage-1 weights from {checkpoint}; newly initialised: {new}'
+        )

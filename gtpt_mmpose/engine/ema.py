@@ -31,11 +31,17 @@ class CosineMomentumEMA(BaseAveragedModel):
         update_buffers (bool): Average buffers too (the authors do).
     """
 
-    def __init__(self, model: nn.Module, momentum_start: float = 0.996, total_iters: Optional[int] = None,
-                 interval: int = 1, device: Optional[torch.device] = None, update_buffers: bool = True) -> None:
+    def __init__(self,
+                 model: nn.Module,
+                 momentum_start: float = 0.996,
+                 total_iters: Optional[int] = None,
+                 interval: int = 1,
+                 device: Optional[torch.device] = None,
+                 update_buffers: bool = True) -> None:
         super().__init__(model, interval, device, update_buffers)
         if not 0.0 < momentum_start <= 1.0:
-            raise ValueError(f'momentum_start must be in (0, 1], got {momentum_start}')
+            raise ValueError(
+                f'momentum_start must be in (0, 1], got {momentum_start}')
         self.momentum_start = momentum_start
         self.total_iters = total_iters
 
@@ -43,15 +49,18 @@ class CosineMomentumEMA(BaseAveragedModel):
         """m = 1 - (1 - m0) / 2 * (1 + cos(pi * step / total)): m0 at step 0, 1 at the end."""
         if not self.total_iters:
             raise RuntimeError('CosineMomentumEMA.total_iters is not set')
-        return 1.0 - (1.0 - self.momentum_start) / 2 * (1.0 + math.cos(math.pi * step / self.total_iters))
+        return 1.0 - (1.0 - self.momentum_start) / 2 * (
+            1.0 + math.cos(math.pi * step / self.total_iters))
 
-    def avg_func(self, averaged_param: torch.Tensor, source_param: torch.Tensor, steps: int) -> None:
+    def avg_func(self, averaged_param: torch.Tensor,
+                 source_param: torch.Tensor, steps: int) -> None:
         averaged_param.lerp_(source_param, 1.0 - self.decay(steps))
 
     @torch.no_grad()
     def update_parameters(self, model: nn.Module) -> None:
         """Average every step from the first (MMEngine copies the source at step 0 instead)."""
-        source = model.state_dict() if self.update_buffers else dict(model.named_parameters())
+        source = model.state_dict() if self.update_buffers else dict(
+            model.named_parameters())
         if self.steps % self.interval == 0:
             for key, avg in self.avg_parameters.items():
                 src = source[key].data.to(avg.device)
@@ -84,9 +93,16 @@ class GTPTEMAHook(EMAHook):
         **kwargs: Passed to ``EMAHook``.
     """
 
-    def __init__(self, momentum_start: float = 0.996, total_iters: Optional[int] = None, **kwargs) -> None:
-        super().__init__(ema_type='CosineMomentumEMA', momentum_start=momentum_start,
-                         total_iters=total_iters, update_buffers=True, **kwargs)
+    def __init__(self,
+                 momentum_start: float = 0.996,
+                 total_iters: Optional[int] = None,
+                 **kwargs) -> None:
+        super().__init__(
+            ema_type='CosineMomentumEMA',
+            momentum_start=momentum_start,
+            total_iters=total_iters,
+            update_buffers=True,
+            **kwargs)
         self._ema_resumed = False
 
     def before_run(self, runner) -> None:
@@ -96,7 +112,8 @@ class GTPTEMAHook(EMAHook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         super().after_load_checkpoint(runner, checkpoint)
-        self._ema_resumed = bool(runner._resume and 'ema_state_dict' in checkpoint)
+        self._ema_resumed = bool(runner._resume
+                                 and 'ema_state_dict' in checkpoint)
 
     def before_train(self, runner) -> None:
         super().before_train(runner)

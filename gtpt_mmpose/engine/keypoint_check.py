@@ -10,9 +10,10 @@ def check_keypoint_count(model, dataset, where: str) -> None:
     expected = getattr(getattr(model, 'backbone', None), 'num_keypoints', None)
     found = getattr(dataset, 'metainfo', {}).get('num_keypoints')
     if expected is not None and found is not None and expected != found:
-        raise ValueError(f'model.backbone.num_keypoints is {expected}, but the {where} data set '
-                         f'{type(dataset).__name__} has {found} keypoints: use a config made for that data set '
-                         f'(gtpt-*_coco.py for 17, gtpt-*_coco-wholebody.py for 133)')
+        raise ValueError(
+            f'model.backbone.num_keypoints is {expected}, but the {where} data set '
+            f'{type(dataset).__name__} has {found} keypoints: use a config made for that data set '
+            f'(gtpt-*_coco.py for 17, gtpt-*_coco-wholebody.py for 133)')
 
 
 @HOOKS.register_module()
@@ -22,10 +23,13 @@ class KeypointCountCheckHook(Hook):
     priority = 'VERY_HIGH'
 
     def before_train(self, runner) -> None:
-        check_keypoint_count(runner.model, runner.train_dataloader.dataset, 'training')
+        check_keypoint_count(runner.model, runner.train_dataloader.dataset,
+                             'training')
 
     def before_val(self, runner) -> None:
-        check_keypoint_count(runner.model, runner.val_dataloader.dataset, 'validation')
+        check_keypoint_count(runner.model, runner.val_dataloader.dataset,
+                             'validation')
 
     def before_test(self, runner) -> None:
-        check_keypoint_count(runner.model, runner.test_dataloader.dataset, 'test')
+        check_keypoint_count(runner.model, runner.test_dataloader.dataset,
+                             'test')

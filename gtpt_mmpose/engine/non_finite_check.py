@@ -9,7 +9,8 @@ from mmpose.registry import HOOKS
 def _first_non_finite(tensors: Sequence) -> Optional[int]:
     """Index of the first floating-point tensor with a NaN or Inf, or None."""
     for i, t in enumerate(tensors):
-        if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
+        if isinstance(t, torch.Tensor) and t.is_floating_point(
+        ) and not torch.isfinite(t).all():
             return i
     return None
 
@@ -28,34 +29,53 @@ class NonFiniteCheckHook(Hook):
     priority = 'VERY_HIGH'
     TARGETS = ('keypoint_x_labels', 'keypoint_y_labels', 'keypoint_weights')
 
-    def before_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None) -> None:
+    def before_train_iter(self,
+                          runner,
+                          batch_idx: int,
+                          data_batch: Optional[dict] = None) -> None:
         if not data_batch:
             return
         samples = data_batch.get('data_samples') or []
         inputs = data_batch.get('inputs')
-        inputs = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs or [])
+        inputs = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs
+                                                                        or [])
         bad = _first_non_finite(inputs)
         if bad is not None:
-            raise FloatingPointError(f'{self._where(runner)}: input image {self._name(samples, bad)} has NaN/Inf '
-                                     'pixel values; training stopped before this step, no checkpoint written')
+            raise FloatingPointError(
+                f'{self._where(runner)}: input image {self._name(samples, bad)} has NaN/Inf '
+                'pixel values; training stopped before this step, no checkpoint written'
+            )
         for field in self.TARGETS:
-            values = [getattr(s.gt_instance_labels, field, None) if 'gt_instance_labels' in s else None
-                      for s in samples]
+            values = [
+                getattr(s.gt_instance_labels, field, None)
+                if 'gt_instance_labels' in s else None for s in samples
+            ]
             bad = _first_non_finite(values)
             if bad is not None:
-                raise FloatingPointError(f'{self._where(runner)}: training target {field} of {self._name(samples, bad)} '
-                                         'has NaN/Inf values; training stopped before this step, no checkpoint written')
+                raise FloatingPointError(
+                    f'{self._where(runner)}: training target {field} of {self._name(samples, bad)} '
+                    'has NaN/Inf values; training stopped before this step, no checkpoint written'
+                )
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch: Optional[dict] = None,
                          outputs: Optional[dict] = None) -> None:
-        values = {k: torch.as_tensor(v) for k, v in (outputs or {}).items() if 'loss' in k}
+        values = {
+            k: torch.as_tensor(v)
+            for k, v in (outputs or {}).items() if 'loss' in k
+        }
         bad = [k for k, v in values.items() if not torch.isfinite(v).all()]
         if not bad:
             return
-        terms = [k for k in bad if k != 'loss'] or bad  # name the term, not only their sum
-        shown = ', '.join(f'{k}={values[k].float().mean().item():.4g}' for k in values)
-        raise FloatingPointError(f'{self._where(runner)}: loss term {", ".join(terms)} is NaN/Inf ({shown}); '
-                                 'training stopped, no checkpoint written for this iteration')
+        terms = [k for k in bad if k != 'loss'
+                 ] or bad  # name the term, not only their sum
+        shown = ', '.join(f'{k}={values[k].float().mean().item():.4g}'
+                          for k in values)
+        raise FloatingPointError(
+            f'{self._where(runner)}: loss term {", ".join(terms)} is NaN/Inf ({shown}); '
+            'training stopped, no checkpoint written for this iteration')
 
     @staticmethod
     def _where(runner) -> str:
@@ -63,5 +83,6 @@ class NonFiniteCheckHook(Hook):
 
     @staticmethod
     def _name(samples: Sequence, index: int) -> str:
-        path = samples[index].metainfo.get('img_path') if index < len(samples) else None
+        path = samples[index].metainfo.get('img_path') if index < len(
+            samples) else None
         return f'#{index} of the batch ({path})' if path else f'#{index} of the batch'

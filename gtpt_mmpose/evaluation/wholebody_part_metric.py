@@ -9,12 +9,16 @@ from xtcocotools.cocoeval import COCOeval
 
 from ..datasets.coco_wholebody import check_wholebody_annotations, load_coco
 
-_STATS = ('AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5', 'AR .75', 'AR (M)', 'AR (L)')
+_STATS = ('AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5', 'AR .75',
+          'AR (M)', 'AR (L)')
 # (name in the logs, xtcocotools iouType, slice of the 133 sigmas)
-_PARTS = (('body', 'keypoints_body', slice(0, 17)), ('foot', 'keypoints_foot', slice(17, 23)),
-          ('face', 'keypoints_face', slice(23, 91)), ('lefthand', 'keypoints_lefthand', slice(91, 112)),
-          ('righthand', 'keypoints_righthand', slice(112, 133)),
-          ('wholebody', 'keypoints_wholebody', slice(0, 133)))
+_PARTS = (('body', 'keypoints_body', slice(0, 17)), ('foot', 'keypoints_foot',
+                                                     slice(17, 23)),
+          ('face', 'keypoints_face',
+           slice(23, 91)), ('lefthand', 'keypoints_lefthand', slice(91, 112)),
+          ('righthand', 'keypoints_righthand',
+           slice(112,
+                 133)), ('wholebody', 'keypoints_wholebody', slice(0, 133)))
 
 
 @METRICS.register_module()
@@ -38,33 +42,54 @@ class WholeBodyPartMetric(CocoWholeBodyMetric):
         **kwargs: Passed to ``CocoWholeBodyMetric``.
     """
 
-    def __init__(self, ann_file: Optional[str] = None, keypoint_score_thr: float = 0.01,
-                 nms_thr: float = 0.9, **kwargs) -> None:
+    def __init__(self,
+                 ann_file: Optional[str] = None,
+                 keypoint_score_thr: float = 0.01,
+                 nms_thr: float = 0.9,
+                 **kwargs) -> None:
         kwargs.setdefault('score_mode', 'bbox_keypoint')
         kwargs.setdefault('nms_mode', 'oks_nms')
         # the file is loaded here, not by MMPose, so that every problem with it names it
-        super().__init__(ann_file=None, keypoint_score_thr=keypoint_score_thr, nms_thr=nms_thr, **kwargs)
+        super().__init__(
+            ann_file=None,
+            keypoint_score_thr=keypoint_score_thr,
+            nms_thr=nms_thr,
+            **kwargs)
         self.ann_file = ann_file
         if ann_file is not None:
             need_annotations = not self.format_only  # an image-info file is enough to format results
             with get_local_path(ann_file) as local_path:
-                self.coco = load_coco(local_path, name=ann_file, need_annotations=need_annotations)
-            check_wholebody_annotations(self.coco.dataset.get('annotations', []), ann_file)
+                self.coco = load_coco(
+                    local_path,
+                    name=ann_file,
+                    need_annotations=need_annotations)
+            check_wholebody_annotations(
+                self.coco.dataset.get('annotations', []), ann_file)
 
-    def _do_python_keypoint_eval(self, outfile_prefix: str) -> List[Tuple[str, float]]:
+    def _do_python_keypoint_eval(self, outfile_prefix: str
+                                 ) -> List[Tuple[str, float]]:
         res_file = f'{outfile_prefix}.keypoints.json'
         coco_det = self.coco.loadRes(res_file)
         sigmas = np.array(self.dataset_meta['sigmas'])
         results = {}
         for name, iou_type, part in _PARTS:
-            coco_eval = COCOeval(self.coco, coco_det, iou_type, sigmas[part], use_area=self.use_area)
+            coco_eval = COCOeval(
+                self.coco,
+                coco_det,
+                iou_type,
+                sigmas[part],
+                use_area=self.use_area)
             coco_eval.params.useSegm = None
             coco_eval.evaluate()
             coco_eval.accumulate()
             coco_eval.summarize()
             results[name] = dict(zip(_STATS, coco_eval.stats))
-        results['hand'] = {s: (results['lefthand'][s] + results['righthand'][s]) / 2 for s in _STATS}
-        info = list(results['wholebody'].items())  # MMPose's usual keys: coco-wholebody/AP, ...
+        results['hand'] = {
+            s: (results['lefthand'][s] + results['righthand'][s]) / 2
+            for s in _STATS
+        }
+        info = list(results['wholebody'].items()
+                    )  # MMPose's usual keys: coco-wholebody/AP, ...
         for name in ('body', 'foot', 'face', 'hand', 'lefthand', 'righthand'):
             info += [(f'{name}/{s}', v) for s, v in results[name].items()]
         return info

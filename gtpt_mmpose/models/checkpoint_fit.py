@@ -23,11 +23,13 @@ def describe_gtpt_weights(state_dict: dict) -> str:
     dense = state_dict.get(prefix + 'dense_keypoint_token')
     keypoints = 17 + (dense.shape[1] if dense is not None else 0)
     ushaped = any(k.startswith(prefix + 'stem.up_layer') for k in state_dict)
-    return (f'{keypoints} keypoints, {state_dict[human].shape[-1]} channels, '
-            f'{"U-shaped stem (GTPT-B)" if ushaped else "plain stem (GTPT-T/S)"}')
+    return (
+        f'{keypoints} keypoints, {state_dict[human].shape[-1]} channels, '
+        f'{"U-shaped stem (GTPT-B)" if ushaped else "plain stem (GTPT-T/S)"}')
 
 
-def check_weights_fit(module: nn.Module, state_dict: dict, prefix: str, what: str) -> None:
+def check_weights_fit(module: nn.Module, state_dict: dict, prefix: str,
+                      what: str) -> None:
     """Raise ``CheckpointMismatchError`` unless the keys of ``state_dict`` under ``prefix`` are
     exactly ``module``'s persistent weights, with the module's shapes.
 
@@ -38,25 +40,39 @@ def check_weights_fit(module: nn.Module, state_dict: dict, prefix: str, what: st
         what (str): The model, for the message (e.g. ``"GTPT(arch='s', num_keypoints=133)"``).
     """
     own = module.state_dict()
-    missing = [prefix + name for name in own if prefix + name not in state_dict]
-    extra = [key for key in state_dict if key.startswith(prefix) and key[len(prefix):] not in own]
+    missing = [
+        prefix + name for name in own if prefix + name not in state_dict
+    ]
+    extra = [
+        key for key in state_dict
+        if key.startswith(prefix) and key[len(prefix):] not in own
+    ]
     found = f'(checkpoint: {describe_gtpt_weights(state_dict)}); is it a checkpoint of another variant or keypoint count?'
     for name, value in own.items():
         key = prefix + name
-        if key in state_dict and tuple(state_dict[key].shape) != tuple(value.shape):
-            raise CheckpointMismatchError(f'checkpoint does not fit {what}: {key} has shape '
-                                          f'{tuple(state_dict[key].shape)}, the model expects {tuple(value.shape)} {found}')
+        if key in state_dict and tuple(state_dict[key].shape) != tuple(
+                value.shape):
+            raise CheckpointMismatchError(
+                f'checkpoint does not fit {what}: {key} has shape '
+                f'{tuple(state_dict[key].shape)}, the model expects {tuple(value.shape)} {found}'
+            )
     if missing:
-        hint = (' (a body checkpoint starts a whole-body training run as its stage1_checkpoint)'
-                if any(k.endswith('dense_keypoint_token') for k in missing) else '')
-        raise CheckpointMismatchError(f'checkpoint does not fit {what}: it lacks {_some(missing)} {found}{hint}')
+        hint = (
+            ' (a body checkpoint starts a whole-body training run as its stage1_checkpoint)'
+            if any(k.endswith('dense_keypoint_token')
+                   for k in missing) else '')
+        raise CheckpointMismatchError(
+            f'checkpoint does not fit {what}: it lacks {_some(missing)} {found}{hint}'
+        )
     if extra:
-        raise CheckpointMismatchError(f'checkpoint does not fit {what}: it has {_some(extra)}, which the model '
-                                      f'lacks {found}')
+        raise CheckpointMismatchError(
+            f'checkpoint does not fit {what}: it has {_some(extra)}, which the model '
+            f'lacks {found}')
 
 
 def _some(keys: List[str]) -> str:
-    return ', '.join(keys[:3]) + (f' and {len(keys) - 3} more' if len(keys) > 3 else '')
+    return ', '.join(
+        keys[:3]) + (f' and {len(keys) - 3} more' if len(keys) > 3 else '')
 
 
 def refuse_unfit_checkpoints(module: nn.Module, what: str) -> None:

@@ -6,7 +6,8 @@ _PKG = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 def config_dir() -> str:
     """The ``configs`` folder: ``gtpt_mmpose/.mim/configs`` when installed, else the repo's."""
-    for path in (osp.join(_PKG, '.mim', 'configs'), osp.join(osp.dirname(_PKG), 'configs')):
+    for path in (osp.join(_PKG, '.mim',
+                          'configs'), osp.join(osp.dirname(_PKG), 'configs')):
         if osp.isdir(path):
             return path
     raise FileNotFoundError('cannot find the gtpt_mmpose configs folder')
@@ -19,5 +20,6 @@ def config_path(name: str) -> str:
     base = name if name.endswith('.py') else name + '.py'
     path = osp.join(config_dir(), osp.basename(base))
     if not osp.isfile(path):
-        raise FileNotFoundError(f'no config {name!r} (looked in {config_dir()})')
+        raise FileNotFoundError(
+            f'no config {name!r} (looked in {config_dir()})')
     return path

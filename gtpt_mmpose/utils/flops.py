@@ -47,7 +47,8 @@ def _linear(m: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> int:
 
 def _norm(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     """2 per input element, doubled with an affine transform (thop ``count_normalization``)."""
-    affine = getattr(m, 'affine', False) or getattr(m, 'elementwise_affine', False)
+    affine = getattr(m, 'affine', False) or getattr(m, 'elementwise_affine',
+                                                    False)
     return 2 * x.numel() * (2 if affine else 1)
 
 
@@ -96,7 +97,8 @@ AUTHORS_RULES: Tuple[Tuple[type, Rule], ...] = (
 
 def authors_rule(m: nn.Module) -> Optional[Rule]:
     """The thop rule for module ``m``, or None when thop counts it as free."""
-    return next((rule for cls, rule in AUTHORS_RULES if isinstance(m, cls)), None)
+    return next((rule for cls, rule in AUTHORS_RULES if isinstance(m, cls)),
+                None)
 
 
 def sdpa_macs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> int:
@@ -109,7 +111,8 @@ def rtmcc_macs(m: RTMCCBlock, inputs: Any) -> int:
 
     ``inputs`` is (B, Lq, C) for self-attention, (x, k, v) with k (B, Lk, C) for cross-attention.
     """
-    x, keys = (inputs, inputs) if m.attn_type == 'self-attn' else (inputs[0], inputs[1])
+    x, keys = (inputs, inputs) if m.attn_type == 'self-attn' else (inputs[0],
+                                                                   inputs[1])
     return x.shape[0] * x.shape[1] * keys.shape[1] * (m.s + m.e)
 
 
@@ -124,7 +127,8 @@ class _SDPACounter(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is F.scaled_dot_product_attention:
             names = ('query', 'key', 'value')
-            q, k, v = (args[i] if i < len(args) else kwargs[n] for i, n in enumerate(names))
+            q, k, v = (args[i] if i < len(args) else kwargs[n]
+                       for i, n in enumerate(names))
             self.counts['attention'] += sdpa_macs(q, k, v)
         return func(*args, **kwargs)
 
@@ -146,8 +150,10 @@ def count_flops(model: nn.Module, inputs: Sequence[Any]) -> Dict[str, Any]:
     counts: Dict[str, int] = defaultdict(int)
 
     def authors_hook(rule: Rule) -> Callable:
+
         def hook(m: nn.Module, args: Tuple, out: torch.Tensor) -> None:
             counts[type(m).__name__] += int(rule(m, args[0], out))
+
         return hook
 
     def rtmcc_hook(m: RTMCCBlock, args: Tuple, out: torch.Tensor) -> None:
@@ -167,5 +173,8 @@ def count_flops(model: nn.Module, inputs: Sequence[Any]) -> Dict[str, Any]:
         for h in handles:
             h.remove()
     authors = sum(v for k, v in counts.items() if k != 'attention')
-    return dict(authors=authors, full=authors + counts['attention'],
-                params=sum(p.numel() for p in model.parameters()), by_type=dict(counts))
+    return dict(
+        authors=authors,
+        full=authors + counts['attention'],
+        params=sum(p.numel() for p in model.parameters()),
+        by_type=dict(counts))

@@ -28,14 +28,18 @@ def cpu_distributed_args(argv: List[str]) -> List[str]:
     import torch
     import torch.distributed as dist
 
-    if _launcher(argv) == 'none' or torch.cuda.is_available() or dist.is_initialized():
+    if _launcher(argv) == 'none' or torch.cuda.is_available(
+    ) or dist.is_initialized():
         return []
     if _launcher(argv) != 'pytorch':
-        raise SystemExit(f'--launcher {_launcher(argv)} is not supported on a machine without CUDA; '
-                         'use --launcher pytorch (torchrun)')
+        raise SystemExit(
+            f'--launcher {_launcher(argv)} is not supported on a machine without CUDA; '
+            'use --launcher pytorch (torchrun)')
     dist.init_process_group(backend='gloo')
-    return ['--cfg-options', 'model_wrapper_cfg.type=MMDistributedDataParallel',
-            'model_wrapper_cfg.device_ids=None', 'env_cfg.dist_cfg.backend=gloo']
+    return [
+        '--cfg-options', 'model_wrapper_cfg.type=MMDistributedDataParallel',
+        'model_wrapper_cfg.device_ids=None', 'env_cfg.dist_cfg.backend=gloo'
+    ]
 
 
 def run_mmpose_tool(name: str, argv: List[str]) -> int:

@@ -31,14 +31,19 @@ def restricted_getattr(obj: Any, name: str) -> Any:
 
 def _numpy_globals() -> list:
     core = np._core if hasattr(np, '_core') else np.core  # numpy 2 moved it
-    names = [(core.multiarray._reconstruct, 'numpy._core.multiarray._reconstruct'),
-             (core.multiarray.scalar, 'numpy._core.multiarray.scalar'),
-             # checkpoints written under numpy 1.x name the old module
-             (core.multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
-             (core.multiarray.scalar, 'numpy.core.multiarray.scalar')]
-    dtype_classes = [type(np.dtype(t)) for t in np.typecodes['All'] if t not in 'Mm']
+    names = [
+        (core.multiarray._reconstruct, 'numpy._core.multiarray._reconstruct'),
+        (core.multiarray.scalar, 'numpy._core.multiarray.scalar'),
+        # checkpoints written under numpy 1.x name the old module
+        (core.multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
+        (core.multiarray.scalar, 'numpy.core.multiarray.scalar')
+    ]
+    dtype_classes = [
+        type(np.dtype(t)) for t in np.typecodes['All'] if t not in 'Mm'
+    ]
     dtype_classes += [type(np.dtype('M8[s]')), type(np.dtype('m8[s]'))]
-    return names + [np.ndarray, np.dtype] + sorted(set(dtype_classes), key=lambda c: c.__name__)
+    return names + [np.ndarray, np.dtype] + sorted(
+        set(dtype_classes), key=lambda c: c.__name__)
 
 
 def allow_mmengine_checkpoints() -> None:
@@ -48,7 +53,8 @@ def allow_mmengine_checkpoints() -> None:
     from mmengine.logging.history_buffer import HistoryBuffer
     add_safe_globals(_numpy_globals() + [
         collections.OrderedDict, collections.Counter, collections.defaultdict,
-        HistoryBuffer, codecs.encode, (restricted_getattr, 'builtins.getattr')])
+        HistoryBuffer, codecs.encode, (restricted_getattr, 'builtins.getattr')
+    ])
 
 
 def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
@@ -61,9 +67,12 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
     except UnsafeCheckpointError:
         raise
     except Exception as exc:  # pickle.UnpicklingError, RuntimeError from a truncated zip, ...
-        if 'Weights only load failed' in str(exc) or 'Unsupported global' in str(exc):
+        if 'Weights only load failed' in str(
+                exc) or 'Unsupported global' in str(exc):
             raise UnsafeCheckpointError(
                 f'{path} holds objects that are not plain data (tensors, numbers, strings, '
                 'containers) and was not loaded; nothing in it was executed. Details: '
-                f'{str(exc).splitlines()[-1] if str(exc) else exc!r}') from None
-        raise RuntimeError(f'{path} is not a readable PyTorch checkpoint: {exc}') from exc
+                f'{str(exc).splitlines()[-1] if str(exc) else exc!r}'
+            ) from None
+        raise RuntimeError(
+            f'{path} is not a readable PyTorch checkpoint: {exc}') from exc

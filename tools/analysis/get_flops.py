@@ -23,11 +23,23 @@ from gtpt_mmpose.utils.flops import count_flops
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Count parameters and GFLOPs of pose models')
-    parser.add_argument('configs', nargs='+', help='config files, or GTPT config names such as gtpt-t_coco')
-    parser.add_argument('--input-shape', type=int, nargs=2, default=(256, 192), metavar=('H', 'W'),
-                        help='input height and width (default: 256 192)')
-    parser.add_argument('--breakdown', action='store_true', help='also print the MACs per module type')
+    parser = argparse.ArgumentParser(
+        description='Count parameters and GFLOPs of pose models')
+    parser.add_argument(
+        'configs',
+        nargs='+',
+        help='config files, or GTPT config names such as gtpt-t_coco')
+    parser.add_argument(
+        '--input-shape',
+        type=int,
+        nargs=2,
+        default=(256, 192),
+        metavar=('H', 'W'),
+        help='input height and width (default: 256 192)')
+    parser.add_argument(
+        '--breakdown',
+        action='store_true',
+        help='also print the MACs per module type')
     return parser.parse_args()
 
 
@@ -41,14 +53,20 @@ def measure(config: str, input_shape: Tuple[int, int]) -> Dict:
     """``count_flops`` of one forward of a (1, 3, H, W) image through backbone, neck and head."""
     model = build_model(config)
     # mode 'tensor' runs extract_feat + head.forward, without data preprocessing or decoding
-    return count_flops(model, (torch.zeros(1, 3, *input_shape), None, 'tensor'))
+    return count_flops(model,
+                       (torch.zeros(1, 3, *input_shape), None, 'tensor'))
 
 
 def format_table(rows: List[Tuple[str, Dict]]) -> str:
     """Markdown table: config, params (M), GFLOPs in both conventions."""
-    lines = ['| config | params (M) | GFLOPs authors | GFLOPs full |', '| --- | ---: | ---: | ---: |']
-    lines += [f"| {name} | {r['params'] / 1e6:.3f} | {r['authors'] / 1e9:.3f} | {r['full'] / 1e9:.3f} |"
-              for name, r in rows]
+    lines = [
+        '| config | params (M) | GFLOPs authors | GFLOPs full |',
+        '| --- | ---: | ---: | ---: |'
+    ]
+    lines += [
+        f"| {name} | {r['params'] / 1e6:.3f} | {r['authors'] / 1e9:.3f} | {r['full'] / 1e9:.3f} |"
+        for name, r in rows
+    ]
     return '\n'.join(lines)
 
 
@@ -61,9 +79,12 @@ def main() -> None:
         name = config.rsplit('/', 1)[-1].removesuffix('.py')
         rows.append((name, result))
         if args.breakdown:
-            parts = ', '.join(f'{k} {v / 1e9:.4f}' for k, v in sorted(result['by_type'].items()))
+            parts = ', '.join(f'{k} {v / 1e9:.4f}'
+                              for k, v in sorted(result['by_type'].items()))
             print(f'{name} GMACs by module type: {parts}')
-    print(f'input 1x3x{shape[0]}x{shape[1]}, eval mode; FLOPs = multiply-accumulates')
+    print(
+        f'input 1x3x{shape[0]}x{shape[1]}, eval mode; FLOPs = multiply-accumulates'
+    )
     print(format_table(rows))
 
 

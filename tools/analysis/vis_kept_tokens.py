@@ -37,25 +37,39 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('checkpoint', help='its weights')
     p.add_argument('image', help='image with the person')
     p.add_argument('--out', required=True, help='PNG to write')
-    p.add_argument('--bbox', type=float, nargs=4, metavar=('X', 'Y', 'W', 'H'),
-                   help='person box (default: the whole image)')
-    p.add_argument('--kpt-thr', type=float, default=KPT_THR, help='minimum score of drawn keypoints')
+    p.add_argument(
+        '--bbox',
+        type=float,
+        nargs=4,
+        metavar=('X', 'Y', 'W', 'H'),
+        help='person box (default: the whole image)')
+    p.add_argument(
+        '--kpt-thr',
+        type=float,
+        default=KPT_THR,
+        help='minimum score of drawn keypoints')
     p.add_argument('--device', default='cpu')
     return p.parse_args(argv)
 
 
-def preprocess(model: torch.nn.Module, image_path: str, bbox_xywh: Optional[Sequence[float]]) -> dict:
+def preprocess(model: torch.nn.Module, image_path: str,
+               bbox_xywh: Optional[Sequence[float]]) -> dict:
     """One box through the config's test pipeline and the model's data preprocessor, as
     ``mmpose.apis.inference_topdown`` does it. Returns MMEngine's batch dict (inputs normalised)."""
     from mmengine.dataset import Compose, pseudo_collate
     from PIL import Image
 
     # the whole image by default; its stored size, as inference_topdown takes it
-    x, y, w, h = bbox_xywh if bbox_xywh else (0, 0, *Image.open(image_path).size)
+    x, y, w, h = bbox_xywh if bbox_xywh else (0, 0,
+                                              *Image.open(image_path).size)
     # the pipeline's LoadImage reads the file, with the config's colour and orientation settings
-    data = dict(img_path=image_path, bbox=np.array([[x, y, x + w, y + h]], np.float32),
-                bbox_score=np.ones(1, np.float32), **model.dataset_meta)
-    batch = pseudo_collate([Compose(model.cfg.test_dataloader.dataset.pipeline)(data)])
+    data = dict(
+        img_path=image_path,
+        bbox=np.array([[x, y, x + w, y + h]], np.float32),
+        bbox_score=np.ones(1, np.float32),
+        **model.dataset_meta)
+    batch = pseudo_collate(
+        [Compose(model.cfg.test_dataloader.dataset.pipeline)(data)])
     return model.data_preprocessor(batch, False)
 
 
@@ -65,14 +79,24 @@ def analyse(model: torch.nn.Module, batch: dict) -> Dict[str, np.ndarray]:
     head decodes from the same pass, in crop pixels."""
     kept = model.backbone.kept_tokens(batch['inputs'])
     # flip test off: the keypoints come from exactly the tokens drawn
-    pred = model.head.predict((kept.pop('tokens'),), batch['data_samples'], test_cfg=dict(flip_test=False))[0]
+    pred = model.head.predict((kept.pop('tokens'), ),
+                              batch['data_samples'],
+                              test_cfg=dict(flip_test=False))[0]
     pre = model.data_preprocessor
-    crop = (batch['inputs'][0] * pre.std + pre.mean).clamp(0, 255).byte().permute(1, 2, 0)
-    return dict(crop=crop.cpu().numpy(), keypoints=pred.keypoints[0], scores=pred.keypoint_scores[0],
-                **{k: v[0].cpu().numpy() for k, v in kept.items()})
+    crop = (batch['inputs'][0] * pre.std +
+            pre.mean).clamp(0, 255).byte().permute(1, 2, 0)
+    return dict(
+        crop=crop.cpu().numpy(),
+        keypoints=pred.keypoints[0],
+        scores=pred.keypoint_scores[0],
+        **{
+            k: v[0].cpu().numpy()
+            for k, v in kept.items()
+        })
 
 
-def token_panel(crop: np.ndarray, grid: Tuple[int, int], kept: Sequence[int], color: Sequence[float]) -> np.ndarray:
+def token_panel(crop: np.ndarray, grid: Tuple[int, int], kept: Sequence[int],
+                color: Sequence[float]) -> np.ndarray:
     """The crop with ``kept`` cells tinted in ``color`` and every other cell dimmed; grid lines."""
     rows, cols = grid
     ch, cw = crop.shape[0] // rows, crop.shape[1] // cols
@@ -91,8 +115,8 @@ def visual(indices: np.ndarray) -> np.ndarray:
     return indices[indices >= 0]
 
 
-def draw(result: Dict[str, np.ndarray], groups: Sequence[Sequence[int]], grid: Tuple[int, int],
-         kpt_thr: float, out: str, title: str) -> None:
+def draw(result: Dict[str, np.ndarray], groups: Sequence[Sequence[int]],
+         grid: Tuple[int, int], kpt_thr: float, out: str, title: str) -> None:
     """A grid of panels: top row crop + keypoints, all tokens, coarse steps; below, one column per
     group and one row per group step (transition, then each fine pruning)."""
     import matplotlib
@@ -100,13 +124,19 @@ def draw(result: Dict[str, np.ndarray], groups: Sequence[Sequence[int]], grid: T
     import matplotlib.pyplot as plt
 
     crop, num = result['crop'], grid[0] * grid[1]
-    names = [GROUP_NAMES[g] if len(groups) == len(GROUP_NAMES) else f'group {g}' for g in range(len(groups))]
+    names = [
+        GROUP_NAMES[g] if len(groups) == len(GROUP_NAMES) else f'group {g}'
+        for g in range(len(groups))
+    ]
     colors = [GROUP_COLORS[g % len(GROUP_COLORS)] for g in range(len(groups))]
-    coarse = sorted((k for k in result if k.startswith('coarse_layer')), key=lambda k: int(k[len('coarse_layer'):]))
-    fine = ['transition'] + sorted((k for k in result if k.startswith('group_layer')),
-                                   key=lambda k: int(k[len('group_layer'):]))
+    coarse = sorted((k for k in result if k.startswith('coarse_layer')),
+                    key=lambda k: int(k[len('coarse_layer'):]))
+    fine = ['transition'] + sorted(
+        (k for k in result if k.startswith('group_layer')),
+        key=lambda k: int(k[len('group_layer'):]))
     rows, cols = 1 + len(fine), max(len(groups), 2 + len(coarse))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 4.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 4.5 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis('off')
 
@@ -115,62 +145,88 @@ def draw(result: Dict[str, np.ndarray], groups: Sequence[Sequence[int]], grid: T
     shown = result['scores'] > kpt_thr
     for g, ids in enumerate(groups):
         ids = [k for k in ids if shown[k]]
-        ax.scatter(result['keypoints'][ids, 0], result['keypoints'][ids, 1], s=14, color=colors[g],
-                   edgecolors='black', linewidths=0.5)
-    ax.set_xlim(0, crop.shape[1])  # keypoints outside the crop must not rescale the panel
+        ax.scatter(
+            result['keypoints'][ids, 0],
+            result['keypoints'][ids, 1],
+            s=14,
+            color=colors[g],
+            edgecolors='black',
+            linewidths=0.5)
+    ax.set_xlim(
+        0,
+        crop.shape[1])  # keypoints outside the crop must not rescale the panel
     ax.set_ylim(crop.shape[0], 0)
-    ax.set_title(f'keypoints, score > {kpt_thr:g}\n{shown.sum()} of {len(shown)} (no flip test)', fontsize=10)
+    ax.set_title(
+        f'keypoints, score > {kpt_thr:g}\n{shown.sum()} of {len(shown)} (no flip test)',
+        fontsize=10)
     axes[0, 1].imshow(token_panel(crop, grid, range(num), NEUTRAL))
-    axes[0, 1].set_title(f'all {num} visual tokens\n({grid[0]} x {grid[1]} cells)', fontsize=10)
+    axes[0, 1].set_title(
+        f'all {num} visual tokens\n({grid[0]} x {grid[1]} cells)', fontsize=10)
     previous, step = np.arange(num), 0
     for c, key in enumerate(coarse):
         step += 1
         kept = result[key]
         axes[0, 2 + c].imshow(token_panel(crop, grid, kept, NEUTRAL))
-        axes[0, 2 + c].set_title(f'prune #{step} (coarse layer {key[len("coarse_layer"):]})\n'
-                                 f'{len(kept)} of {len(previous)} kept', fontsize=10)
+        axes[0, 2 + c].set_title(
+            f'prune #{step} (coarse layer {key[len("coarse_layer"):]})\n'
+            f'{len(kept)} of {len(previous)} kept',
+            fontsize=10)
         previous = kept
 
     for g in range(len(groups)):
         before = previous
         for r, key in enumerate(fine):
-            kept, dense = visual(result[key][g]), int((result[key][g] < 0).sum())
-            label = ('transition' if key == 'transition'
-                     else f'prune #{step + r} (group layer {key[len("group_layer"):]})')
+            kept, dense = visual(result[key][g]), int((result[key][g]
+                                                       < 0).sum())
+            label = (
+                'transition' if key == 'transition' else
+                f'prune #{step + r} (group layer {key[len("group_layer"):]})')
             ax = axes[1 + r, g]
             ax.imshow(token_panel(crop, grid, kept, colors[g]))
-            ax.set_title(f'{names[g]}: {label}\n{len(kept)} of {len(before)} visual kept'
-                         + (f' + {dense} dense' if dense else ''), fontsize=10)
+            ax.set_title(
+                f'{names[g]}: {label}\n{len(kept)} of {len(before)} visual kept'
+                + (f' + {dense} dense' if dense else ''),
+                fontsize=10)
             before = kept
     fig.suptitle(f'{title}\ntinted: kept, dimmed: dropped', fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))  # room for the two-line title
+    fig.tight_layout(
+        rect=(0, 0, 1,
+              1 - 0.5 / fig.get_figheight()))  # room for the two-line title
     fig.savefig(out, dpi=90)
     plt.close(fig)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    for what, path in (('config', args.config), ('checkpoint', args.checkpoint), ('image', args.image)):
+    for what, path in (('config', args.config),
+                       ('checkpoint', args.checkpoint), ('image', args.image)):
         if not osp.isfile(path):
             fail(f'{what} {path!r} does not exist')
     import mmcv
     if mmcv.imread(args.image) is None:
         fail(f'cannot read image {args.image!r}')
-    import gtpt_mmpose  # noqa: F401  (registries, safe checkpoint loading)
     from mmpose.apis import init_model
+
+    import gtpt_mmpose  # noqa: F401  (registries, safe checkpoint loading)
 
     try:
         model = init_model(args.config, args.checkpoint, device=args.device)
     except Exception as e:  # MMEngine raises many kinds for a bad config or checkpoint
-        fail(f'cannot build the model from {args.config!r} and {args.checkpoint!r}: {type(e).__name__}: {e}')
+        fail(
+            f'cannot build the model from {args.config!r} and {args.checkpoint!r}: {type(e).__name__}: {e}'
+        )
     if not hasattr(model.backbone, 'kept_tokens'):
-        fail(f'{args.config!r} is not a GTPT model (its backbone has no kept_tokens)')
+        fail(
+            f'{args.config!r} is not a GTPT model (its backbone has no kept_tokens)'
+        )
     result = analyse(model, preprocess(model, args.image, args.bbox))
     w, h = model.cfg.codec.input_size
     grid = (h // 16, w // 12)  # each visual token covers 16 x 12 input pixels
-    box = ' box ' + ' '.join(f'{v:g}' for v in args.bbox) if args.bbox else ' (whole image)'
+    box = ' box ' + ' '.join(
+        f'{v:g}' for v in args.bbox) if args.bbox else ' (whole image)'
     title = f'{osp.basename(args.config)}: kept visual tokens, {osp.basename(args.image)}{box}'
-    draw(result, model.backbone.layout.groups, grid, args.kpt_thr, args.out, title)
+    draw(result, model.backbone.layout.groups, grid, args.kpt_thr, args.out,
+         title)
     print(f'-> {args.out}')
     return 0
 

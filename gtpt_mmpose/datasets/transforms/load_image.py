@@ -23,17 +23,23 @@ def to_bgr(img: np.ndarray, name: str = 'image array') -> np.ndarray:
         np.ndarray: The (H, W, 3) uint8 BGR image (``img`` itself when it already is one).
     """
     if not isinstance(img, np.ndarray):
-        raise TypeError(f'{name}: expected a numpy array (H, W, 3) BGR uint8, got {type(img).__name__}')
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)) or 0 in img.shape[:2]:
-        raise ValueError(f'{name} has shape {img.shape}; expected (H, W) or (H, W, 1) greyscale, '
-                         '(H, W, 3) BGR or (H, W, 4) BGRA with H, W > 0')
+        raise TypeError(
+            f'{name}: expected a numpy array (H, W, 3) BGR uint8, got {type(img).__name__}'
+        )
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2]
+                                  not in (1, 3, 4)) or 0 in img.shape[:2]:
+        raise ValueError(
+            f'{name} has shape {img.shape}; expected (H, W) or (H, W, 1) greyscale, '
+            '(H, W, 3) BGR or (H, W, 4) BGRA with H, W > 0')
     if img.dtype != np.uint8:
         # Integers that are already 0..255 convert without loss. Floats do not: a [0, 1] image and a
         # [0, 255] one cannot be told apart, and the model's normalisation expects 0..255.
-        if not (np.issubdtype(img.dtype, np.integer) and img.min() >= 0 and img.max() <= 255):
-            raise ValueError(f'{name} has dtype {img.dtype} (values {img.min()}..{img.max()}); expected '
-                             'uint8 in 0..255: convert it, e.g. (img * 255).round().astype(np.uint8) '
-                             'for a float image in [0, 1]')
+        if not (np.issubdtype(img.dtype, np.integer) and img.min() >= 0
+                and img.max() <= 255):
+            raise ValueError(
+                f'{name} has dtype {img.dtype} (values {img.min()}..{img.max()}); expected '
+                'uint8 in 0..255: convert it, e.g. (img * 255).round().astype(np.uint8) '
+                'for a float image in [0, 1]')
         img = img.astype(np.uint8)
     if img.ndim == 2 or img.shape[2] == 1:
         return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
@@ -80,7 +86,8 @@ class LoadImageAsBGR(LoadImage):
         """
         if 'img' in results:
             results['img'] = to_bgr(results['img'])
-            return super().transform(results)  # sets the shapes; to_float32 if asked
+            return super().transform(
+                results)  # sets the shapes; to_float32 if asked
 
         filename = results['img_path']
         try:
@@ -100,18 +107,24 @@ class LoadImageAsBGR(LoadImage):
         """Read and decode ``filename``; raise one exception naming it when that fails."""
         try:
             if self.file_client_args is not None:
-                img_bytes = fileio.FileClient.infer_client(self.file_client_args, filename).get(filename)
+                img_bytes = fileio.FileClient.infer_client(
+                    self.file_client_args, filename).get(filename)
             else:
-                img_bytes = fileio.get(filename, backend_args=self.backend_args)
+                img_bytes = fileio.get(
+                    filename, backend_args=self.backend_args)
         except FileNotFoundError:
-            raise FileNotFoundError(f'image file not found: {filename}') from None
+            raise FileNotFoundError(
+                f'image file not found: {filename}') from None
         if len(img_bytes) == 0:
             raise ValueError(f'image file is empty (0 bytes): {filename}')
         try:
-            img = mmcv.imfrombytes(img_bytes, flag=self.color_type, backend=self.imdecode_backend)
+            img = mmcv.imfrombytes(
+                img_bytes, flag=self.color_type, backend=self.imdecode_backend)
         except Exception:  # the decoders raise many types (cv2.error, PIL's, turbojpeg's)
             img = None
         if img is None:  # OpenCV returns None for bytes it cannot decode
-            raise ValueError(f'{filename} is not a readable image: {self.imdecode_backend} could not '
-                             f'decode its {len(img_bytes)} bytes (corrupt, truncated or not an image)')
+            raise ValueError(
+                f'{filename} is not a readable image: {self.imdecode_backend} could not '
+                f'decode its {len(img_bytes)} bytes (corrupt, truncated or not an image)'
+            )
         return to_bgr(img, name=filename)

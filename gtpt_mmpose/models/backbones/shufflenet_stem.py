@@ -14,7 +14,8 @@ import torch.nn as nn
 def concat_shuffle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``channel_shuffle(cat((a, b), 1), groups=2)`` as one copy: output channel ``2j + g`` is
     channel ``j`` of input ``g``. (B, C, H, W) twice -> (B, 2C, H, W), channels-last if ``b`` is."""
-    if b.is_contiguous(memory_format=torch.channels_last):  # channels are the innermost axis
+    if b.is_contiguous(memory_format=torch.channels_last
+                       ):  # channels are the innermost axis
         n, c, h, w = b.shape
         # two strided copies into (B, H, W, C, 2): a third faster than stack's element interleave
         nhwc = b.new_empty(n, h, w, c, 2)
@@ -24,11 +25,13 @@ def concat_shuffle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.stack((a, b), dim=2).flatten(1, 2)
 
 
-def conv_bn_eval(conv: nn.Conv2d, bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+def conv_bn_eval(conv: nn.Conv2d, bn: nn.BatchNorm2d,
+                 x: torch.Tensor) -> torch.Tensor:
     """``bn(conv(x))`` with BN's running statistics folded into the convolution's weight and bias."""
     scale = bn.weight * (bn.running_var + bn.eps).rsqrt()
     bias = -bn.running_mean if conv.bias is None else conv.bias - bn.running_mean
-    return conv._conv_forward(x, conv.weight * scale.view(-1, 1, 1, 1), bias * scale + bn.bias)
+    return conv._conv_forward(x, conv.weight * scale.view(-1, 1, 1, 1),
+                              bias * scale + bn.bias)
 
 
 def _hooked(*modules: nn.Module) -> bool:
@@ -47,9 +50,10 @@ class ConvBNSequential(nn.Sequential):
         super().__init__(*layers)
         # positions of the convolutions whose output goes straight into a BatchNorm with statistics
         self.folded = frozenset(
-            i for i in range(len(layers) - 1) if isinstance(layers[i], nn.Conv2d)
-            and isinstance(layers[i + 1], nn.BatchNorm2d) and layers[i + 1].affine
-            and layers[i + 1].track_running_stats)
+            i for i in range(len(layers) - 1)
+            if isinstance(layers[i], nn.Conv2d)
+            and isinstance(layers[i + 1], nn.BatchNorm2d)
+            and layers[i + 1].affine and layers[i + 1].track_running_stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training or torch.onnx.is_in_onnx_export():
@@ -58,7 +62,8 @@ class ConvBNSequential(nn.Sequential):
         for i, layer in layers:
             if i in self.folded:
                 bn = next(layers)[1]
-                x = bn(layer(x)) if _hooked(layer, bn) else conv_bn_eval(layer, bn, x)
+                x = bn(layer(x)) if _hooked(layer, bn) else conv_bn_eval(
+                    layer, bn, x)
             else:
                 x = layer(x)
         return x
@@ -73,32 +78,30 @@ class InvertedResidual(nn.Module):
         stride (int): 1 (split, transform half, concat) or 2 (two branches, downsample).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int,
+                 stride: int) -> None:
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f'stride must be 1 or 2, got {stride}')
         if stride == 1 and in_channels != out_channels:
-            raise ValueError('a stride-1 unit needs in_channels == out_channels, '
-                             f'got {in_channels} and {out_channels}')
+            raise ValueError(
+                'a stride-1 unit needs in_channels == out_channels, '
+                f'got {in_channels} and {out_channels}')
         self.stride = stride
         mid = out_channels // 2
         if stride == 2:
             self.branch1 = ConvBNSequential(
-                nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels),
-                nn.BatchNorm2d(in_channels),
-                nn.Conv2d(in_channels, mid, 1),
-                nn.BatchNorm2d(mid),
+                nn.Conv2d(
+                    in_channels, in_channels, 3, stride, 1,
+                    groups=in_channels), nn.BatchNorm2d(in_channels),
+                nn.Conv2d(in_channels, mid, 1), nn.BatchNorm2d(mid),
                 nn.ReLU(inplace=True))
         branch2_in = in_channels if stride == 2 else mid
         self.branch2 = ConvBNSequential(
-            nn.Conv2d(branch2_in, mid, 1),
-            nn.BatchNorm2d(mid),
+            nn.Conv2d(branch2_in, mid, 1), nn.BatchNorm2d(mid),
             nn.ReLU(inplace=True),
-            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid),
-            nn.BatchNorm2d(mid),
-            nn.Conv2d(mid, mid, 1),
-            nn.BatchNorm2d(mid),
-            nn.ReLU(inplace=True))
+            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid), nn.BatchNorm2d(mid),
+            nn.Conv2d(mid, mid, 1), nn.BatchNorm2d(mid), nn.ReLU(inplace=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1:
@@ -107,16 +110,24 @@ class InvertedResidual(nn.Module):
         return concat_shuffle(self.branch1(x), self.branch2(x))
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
+def conv_bn_relu(in_channels: int,
+                 out_channels: int,
+                 kernel_size: int,
+                 stride: int = 1) -> nn.Sequential:
     return ConvBNSequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2),
-        nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True))
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride,
+                  kernel_size // 2), nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True))
 
 
-def make_stage(in_channels: int, out_channels: int, num_blocks: int) -> nn.Sequential:
+def make_stage(in_channels: int, out_channels: int,
+               num_blocks: int) -> nn.Sequential:
     """One stride-2 unit followed by ``num_blocks - 1`` stride-1 units."""
     blocks: List[nn.Module] = [InvertedResidual(in_channels, out_channels, 2)]
-    blocks += [InvertedResidual(out_channels, out_channels, 1) for _ in range(num_blocks - 1)]
+    blocks += [
+        InvertedResidual(out_channels, out_channels, 1)
+        for _ in range(num_blocks - 1)
+    ]
     return nn.Sequential(*blocks)
 
 
@@ -151,7 +162,9 @@ class UShapedShuffleStem(nn.Module):
     def __init__(self, out_channels: int = 256) -> None:
         super().__init__()
         if out_channels != 256:
-            raise ValueError(f'the U-shaped stem outputs 256 channels, got out_channels={out_channels}')
+            raise ValueError(
+                f'the U-shaped stem outputs 256 channels, got out_channels={out_channels}'
+            )
         self.out_channels = out_channels
         self.conv1 = conv_bn_relu(3, 64, 3, stride=2)
         self.down_layer1 = make_stage(64, 256, 4)
@@ -159,14 +172,18 @@ class UShapedShuffleStem(nn.Module):
         self.down_layer3 = make_stage(384, 512, 4)
         self.upsample1 = UpShuffle(512, 384)
         self.up_layer1 = nn.Sequential(
-            conv_bn_relu(768, 384, 1), InvertedResidual(384, 384, 1), InvertedResidual(384, 384, 1))
+            conv_bn_relu(768, 384, 1), InvertedResidual(384, 384, 1),
+            InvertedResidual(384, 384, 1))
         self.upsample2 = UpShuffle(384, 256)
         self.up_layer2 = nn.Sequential(
-            conv_bn_relu(512, 256, 1), InvertedResidual(256, 256, 1), InvertedResidual(256, 256, 1))
+            conv_bn_relu(512, 256, 1), InvertedResidual(256, 256, 1),
+            InvertedResidual(256, 256, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x1 = self.down_layer1(self.conv1(x))      # 256 x H/4
-        x2 = self.down_layer2(x1)                 # 384 x H/8
-        x3 = self.down_layer3(x2)                 # 512 x H/16
-        x2 = self.up_layer1(torch.cat((x2, self.upsample1(x3)), dim=1))   # 384 x H/8
-        return self.up_layer2(torch.cat((x1, self.upsample2(x2)), dim=1))  # 256 x H/4
+        x1 = self.down_layer1(self.conv1(x))  # 256 x H/4
+        x2 = self.down_layer2(x1)  # 384 x H/8
+        x3 = self.down_layer3(x2)  # 512 x H/16
+        x2 = self.up_layer1(torch.cat((x2, self.upsample1(x3)),
+                                      dim=1))  # 384 x H/8
+        return self.up_layer2(torch.cat((x1, self.upsample2(x2)),
+                                        dim=1))  # 256 x H/4

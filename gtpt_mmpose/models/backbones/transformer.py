@@ -35,21 +35,29 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f'embed_dims ({dim}) must be divisible by num_heads ({num_heads})')
+            raise ValueError(
+                f'embed_dims ({dim}) must be divisible by num_heads ({num_heads})'
+            )
         self.num_heads = num_heads
-        self.scale = dim ** -0.5
+        self.scale = dim**-0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, score_rows: int = 0) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(self,
+                x: torch.Tensor,
+                score_rows: int = 0
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """(B, N, C) -> (B, N, C), plus the logits of the first ``score_rows`` queries against the
         keys after them, (B, heads, score_rows, N - score_rows), or None when ``score_rows`` is 0."""
         b, n, c = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)  # B, heads, N, C/heads
+        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads,
+                                   c // self.num_heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(
+            q, k, v, scale=self.scale)  # B, heads, N, C/heads
         logits = None
         if score_rows:
-            logits = (q[:, :, :score_rows] @ k[:, :, score_rows:].transpose(-2, -1)) * self.scale
+            logits = (q[:, :, :score_rows] @ k[:, :, score_rows:].transpose(
+                -2, -1)) * self.scale
         return self.proj(out.transpose(1, 2).reshape(b, n, c)), logits
 
 
@@ -68,15 +76,20 @@ class GroupAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, num_slots: int) -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f'embed_dims ({dim}) must be divisible by num_heads ({num_heads})')
+            raise ValueError(
+                f'embed_dims ({dim}) must be divisible by num_heads ({num_heads})'
+            )
         self.num_heads = num_heads
         self.num_slots = num_slots
-        self.scale = dim ** -0.5
+        self.scale = dim**-0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor,
-                score_rows: int = 0) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(self,
+                x: torch.Tensor,
+                key_mask: torch.Tensor,
+                score_rows: int = 0
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """
         Args:
             x (Tensor): (B, G, L, C), the first ``num_slots`` tokens of each group are its slots.
@@ -90,37 +103,56 @@ class GroupAttention(nn.Module):
         """
         b, g, n, c = x.shape
         s = self.num_slots
-        q, k, v = self.qkv(x).view(b, g, n, 3, self.num_heads, c // self.num_heads).permute(3, 0, 1, 4, 2, 5)
+        q, k, v = self.qkv(x).view(b, g, n, 3, self.num_heads, c //
+                                   self.num_heads).permute(3, 0, 1, 4, 2, 5)
         k_all = self._with_shared_slots(k)  # B, G, heads, G*S + L - S, C/heads
         v_all = self._with_shared_slots(v)
         out = F.scaled_dot_product_attention(
-            q.flatten(0, 1), k_all.flatten(0, 1), v_all.flatten(0, 1), attn_mask=key_mask, scale=self.scale)
-        out = self.proj(out.view(b, g, self.num_heads, n, -1).transpose(2, 3).reshape(b, g, n, c))
+            q.flatten(0, 1),
+            k_all.flatten(0, 1),
+            v_all.flatten(0, 1),
+            attn_mask=key_mask,
+            scale=self.scale)
+        out = self.proj(
+            out.view(b, g, self.num_heads, n,
+                     -1).transpose(2, 3).reshape(b, g, n, c))
         logits = None
         if score_rows:
-            logits = (q[..., :score_rows, :] @ k[..., s:, :].transpose(-2, -1)) * self.scale
+            logits = (q[..., :score_rows, :] @ k[..., s:, :].transpose(
+                -2, -1)) * self.scale
         return out, logits
 
     def _with_shared_slots(self, t: torch.Tensor) -> torch.Tensor:
         """(B, G, heads, L, d) -> (B, G, heads, G*S + L - S, d): all groups' slots, then own tokens."""
         b, g, h, _, d = t.shape
-        slots = t[..., :self.num_slots, :].transpose(1, 2).reshape(b, 1, h, g * self.num_slots, d)
-        return torch.cat((slots.expand(b, g, h, -1, d), t[..., self.num_slots:, :]), dim=3)
+        slots = t[..., :self.num_slots, :].transpose(1, 2).reshape(
+            b, 1, h, g * self.num_slots, d)
+        return torch.cat(
+            (slots.expand(b, g, h, -1, d), t[..., self.num_slots:, :]), dim=3)
 
 
 class Block(nn.Module):
     """Pre-norm transformer layer; the two residual halves are separate because GTPT prunes
     between them (spec §2.1)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: int, num_slots: int = 0) -> None:
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 mlp_ratio: int,
+                 num_slots: int = 0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = GroupAttention(dim, num_heads, num_slots) if num_slots else Attention(dim, num_heads)
+        self.attn = GroupAttention(dim, num_heads,
+                                   num_slots) if num_slots else Attention(
+                                       dim, num_heads)
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = FeedForward(dim, dim * mlp_ratio)
 
-    def attention_residual(self, x: torch.Tensor, score_rows: int = 0,
-                           **kwargs) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def attention_residual(self,
+                           x: torch.Tensor,
+                           score_rows: int = 0,
+                           **kwargs
+                           ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         out, logits = self.attn(self.norm1(x), score_rows=score_rows, **kwargs)
         return x + out, logits
 

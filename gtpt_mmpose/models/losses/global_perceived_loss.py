@@ -25,7 +25,9 @@ class GlobalPerceivedLoss(nn.Module):
         loss_weight (float): Weight of the whole loss.
     """
 
-    def __init__(self, unpruned_weight: float = 1.0, distill_weight: float = 1.0,
+    def __init__(self,
+                 unpruned_weight: float = 1.0,
+                 distill_weight: float = 1.0,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         self.unpruned_weight = unpruned_weight
@@ -33,9 +35,16 @@ class GlobalPerceivedLoss(nn.Module):
         self.loss_weight = loss_weight
         self.to_target = KLDiscretLoss(beta=1.0, use_target_weight=True)
         # softmax(unpruned logits) as the label: KL(p_unpruned || p_pruned), temperature 1
-        self.to_unpruned = KLDiscretLoss(beta=1.0, label_softmax=True, label_beta=1.0, use_target_weight=True)
+        self.to_unpruned = KLDiscretLoss(
+            beta=1.0,
+            label_softmax=True,
+            label_beta=1.0,
+            use_target_weight=True)
 
-    def terms(self, pred: SimCC, target: SimCC, weights: Tensor,
+    def terms(self,
+              pred: SimCC,
+              target: SimCC,
+              weights: Tensor,
               unpruned: Optional[SimCC] = None) -> Dict[str, Tensor]:
         """The weighted terms of eq. 12, each a scalar; their sum is ``forward``.
 
@@ -52,11 +61,19 @@ class GlobalPerceivedLoss(nn.Module):
         scale = self.loss_weight / pred[0].shape[0]
         terms = dict(loss_kpt=self.to_target(pred, target, weights) * scale)
         if unpruned is not None:
-            terms['loss_kpt_unpruned'] = self.to_target(unpruned, target, weights) * (self.unpruned_weight * scale)
+            terms['loss_kpt_unpruned'] = self.to_target(
+                unpruned, target, weights) * (
+                    self.unpruned_weight * scale)
             teacher = tuple(u.detach() for u in unpruned)
-            terms['loss_distill'] = self.to_unpruned(pred, teacher, weights) * (self.distill_weight * scale)
+            terms['loss_distill'] = self.to_unpruned(
+                pred, teacher, weights) * (
+                    self.distill_weight * scale)
         return terms
 
-    def forward(self, pred: SimCC, target: SimCC, weights: Tensor, unpruned: Optional[SimCC] = None) -> Tensor:
+    def forward(self,
+                pred: SimCC,
+                target: SimCC,
+                weights: Tensor,
+                unpruned: Optional[SimCC] = None) -> Tensor:
         """The whole loss (scalar); arguments as in ``terms``."""
         return sum(self.terms(pred, target, weights, unpruned).values())
