@@ -1,12 +1,13 @@
 # make setup: install the verified stack into .venv/ (about 13 minutes the first time, seconds after)
 # make demo:  set up, then train GTPT-T body -> whole-body on the bundled mini data set, test, draw
 # make test:  set up, then run the whole test suite
+# make lint:  MMPose's flake8, isort and yapf settings (setup.cfg) over the code
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.gtpt-setup-done
 
-.PHONY: setup install demo test clean
+.PHONY: setup install demo test lint clean
 
 setup: $(STAMP)
 
@@ -23,6 +24,14 @@ demo: install
 
 test: install
 	$(PY) -m pytest tests -ra
+
+# the code and configs, tests/data excluded (setup.cfg says so for each tool)
+LINT_PATHS := gtpt_mmpose tools demo configs tests setup.py
+
+lint: setup
+	$(VENV)/bin/flake8 $(LINT_PATHS)
+	$(VENV)/bin/isort --check-only --diff $(LINT_PATHS)
+	$(VENV)/bin/yapf --diff -r -p -e 'tests/data/*' -e 'gtpt_mmpose/.mim/*' $(LINT_PATHS)
 
 clean:
 	rm -rf work_dirs outputs build *.egg-info gtpt_mmpose/.mim

@@ -1,7 +1,8 @@
-# Stage 2 of the README's demo (`make demo`): GTPT-T on all 133 keypoints of the bundled mini set,
-# initialised from stage 1 (`--cfg-options stage1_checkpoint=...`). Same shortcuts as
-# gtpt-t_coco_mini.py: no augmentation or flip test, GT boxes, lr 2e-3 without decay, EMA decay 0.9
-# on a cosine stretched over 10k iterations.
+# Stage 2 of the README's demo (`make demo`): GTPT-T on all 133 keypoints of
+# the bundled mini set, initialised from stage 1 (`--cfg-options
+# stage1_checkpoint=...`). Same shortcuts as gtpt-t_coco_mini.py: no
+# augmentation or flip test, GT boxes, lr 2e-3 without decay, EMA decay 0.9 on
+# a cosine stretched over 10k iterations.
 _base_ = ['./gtpt-t_coco-wholebody.py']
 
 data_root = '{{$GTPT_DATA_ROOT:demo/data/coco-wholebody-mini/}}'

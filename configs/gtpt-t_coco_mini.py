@@ -1,10 +1,13 @@
-# Stage 1 of the README's demo (`make demo`): GTPT-T on the 17 body keypoints of the bundled
-# 4-image mini set, trained and evaluated on the same images (overfitting on purpose).
-# Differences from gtpt-t_coco.py, all for a run of minutes on 2 CPU cores:
-# * no augmentation (flip, half-body, scale, rotation off), so no flip test; ground-truth boxes;
-# * lr 2e-3 for the whole short schedule (no step decay); EMA decay 0.9 (not 0.996) on a cosine
-#   stretched over 10k iterations: the authors' cosine reaches 1 at the end of the run and would
-#   freeze the average of a run this short long before its last iteration;
+# Stage 1 of the README's demo (`make demo`): GTPT-T on the 17 body keypoints
+# of the bundled 4-image mini set, trained and evaluated on the same images
+# (overfitting on purpose). Differences from gtpt-t_coco.py, all for a run of
+# minutes on 2 CPU cores:
+# * no augmentation (flip, half-body, scale, rotation off), so no flip test;
+#   ground-truth boxes;
+# * lr 2e-3 for the whole short schedule (no step decay); EMA decay 0.9 (not
+#   0.996) on a cosine stretched over 10k iterations: the authors' cosine
+#   reaches 1 at the end of the run and would freeze the average of a run this
+#   short long before its last iteration;
 # * one batch holds the whole set; no worker processes.
 _base_ = ['./gtpt-t_coco.py']
 

@@ -1,16 +1,19 @@
 #!/usr/bin/env python
-"""Whole-body pose with GTPT on an image, a folder of images or a video, through MMPose's APIs.
+"""Whole-body pose with GTPT on an image, a folder of images or a video,
+through MMPose's APIs.
 
-    # the whole image is the person box (offline, no detector): MMPoseInferencer
-    python demo/inference_demo.py INPUT --config CONFIG --checkpoint CKPT --out-dir OUT
-    # an MMDetection person detector, then top-down pose on each person box
-    python demo/inference_demo.py INPUT ... --det-config DET_CFG --det-checkpoint DET_CKPT
-    # your own boxes: {"image.jpg": [[x, y, w, h], ...]} or a COCO detection file
-    python demo/inference_demo.py IMAGE_OR_FOLDER ... --bboxes boxes.json
+    # the whole image is the person box (offline, no detector):
+    MMPoseInferencer python demo/inference_demo.py INPUT --config CONFIG
+    --checkpoint CKPT --out-dir OUT # an MMDetection person detector, then
+    top-down pose on each person box python demo/inference_demo.py INPUT ...
+    --det-config DET_CFG --det-checkpoint DET_CKPT # your own boxes:
+    {"image.jpg": [[x, y, w, h], ...]} or a COCO detection file python
+    demo/inference_demo.py IMAGE_OR_FOLDER ... --bboxes boxes.json
 
-Writes OUT/vis/<name> (the drawn predictions; a video for a video) and OUT/predictions/<stem>.json
-in MMPoseInferencer's layout: a list with one dict per person (keypoints, keypoint_scores, bbox,
-bbox_score); for a video a list of {frame_id, instances}. Where nobody is found the list is empty.
+Writes OUT/vis/<name> (the drawn predictions; a video for a video) and
+OUT/predictions/<stem>.json in MMPoseInferencer's layout: a list with one dict
+per person (keypoints, keypoint_scores, bbox, bbox_score); for a video a list
+of {frame_id, instances}. Where nobody is found the list is empty.
 """
 import argparse
 import json
@@ -22,7 +25,8 @@ from typing import Callable, Dict, List, NoReturn, Optional, Tuple, TypeVar
 
 import numpy as np
 
-# GTPT's keypoint scores are SimCC probabilities: a confident keypoint peaks near 0.1
+# GTPT's keypoint scores are SimCC probabilities: a confident keypoint peaks
+# near 0.1
 DEFAULT_KPT_THR = 0.03
 NMS_THR = 0.3  # MMPose's default IoU threshold for detector boxes
 COCO_PERSON = 1  # category id of people in COCO detection files
@@ -38,13 +42,14 @@ def fail(message: str) -> NoReturn:
 
 def build(what: str, config: str, checkpoint: str, factory: Callable[[],
                                                                      T]) -> T:
-    """Build a model; a config or checkpoint that does not fit ends in one line, not a traceback."""
+    """Build a model; a config or checkpoint that does not fit ends in one
+    line, not a traceback."""
     try:
         return factory()
-    except Exception as e:  # MMEngine raises many kinds for a bad config or checkpoint
-        fail(
-            f'cannot build the {what} from {config!r} and {checkpoint!r}: {type(e).__name__}: {e}'
-        )
+    # MMEngine raises many kinds for a bad config or checkpoint
+    except Exception as e:
+        fail(f'cannot build the {what} from {config!r} and {checkpoint!r}: '
+             f'{type(e).__name__}: {e}')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -59,9 +64,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--det-checkpoint', help='its weights')
     p.add_argument(
         '--bboxes',
-        help=
-        'JSON {"image file name": [[x, y, w, h], ...]} or a COCO detection file'
-    )
+        help='JSON {"image file name": [[x, y, w, h], ...]} or a COCO '
+        'detection file')
     p.add_argument(
         '--bbox-thr',
         type=float,
@@ -83,7 +87,8 @@ def media_type(path: str) -> Optional[str]:
 
 
 def collect_inputs(args: argparse.Namespace) -> Tuple[str, List[str]]:
-    """Check every path before any model is built. Returns ('images', paths) or ('video', [path])."""
+    """Check every path before any model is built. Returns ('images', paths) or
+    ('video', [path])."""
     for what, path in (('input', args.input), ('config', args.config),
                        ('checkpoint', args.checkpoint), ('detector config',
                                                          args.det_config),
@@ -105,9 +110,8 @@ def collect_inputs(args: argparse.Namespace) -> Tuple[str, List[str]]:
             fail(f'no images in folder {args.input!r}')
     elif media_type(args.input) == 'video':
         if args.bboxes:
-            fail(
-                '--bboxes names image files; for a video use the whole frame or a detector'
-            )
+            fail('--bboxes names image files; for a video use the whole frame '
+                 'or a detector')
         video = mmcv.VideoReader(args.input)
         if not video.opened or video.read() is None:
             fail(f'cannot read video {args.input!r}')
@@ -123,8 +127,9 @@ def collect_inputs(args: argparse.Namespace) -> Tuple[str, List[str]]:
 
 
 def load_boxes(path: str, bbox_thr: float) -> Dict[str, Boxes]:
-    """Boxes per image file name, from ``{name: [[x, y, w, h], ...]}`` (score 1) or from a COCO
-    detection list (people only, score > ``bbox_thr``; image ids matched to COCO's file names)."""
+    """Boxes per image file name, from ``{name: [[x, y, w, h], ...]}`` (score
+    1) or from a COCO detection list (people only, score > ``bbox_thr``; image
+    ids matched to COCO's file names)."""
     try:
         with open(path) as f:
             data = json.load(f)
@@ -141,9 +146,9 @@ def load_boxes(path: str, bbox_thr: float) -> Dict[str, Boxes]:
                     f"{d['image_id']:012d}",
                     []).append(list(d['bbox']) + [d.get('score', 1.0)])
     except (OSError, ValueError, TypeError, KeyError) as e:
-        fail(
-            f'boxes file {path!r} is neither {{"file.jpg": [[x, y, w, h], ...]}} nor a COCO detection list '
-            f'({type(e).__name__}: {e})')
+        fail(f'boxes file {path!r} is neither '
+             f'{{"file.jpg": [[x, y, w, h], ...]}} nor a COCO detection list '
+             f'({type(e).__name__}: {e})')
     return {
         name: xywh_to_boxes(np.array(b, np.float32))
         for name, b in per_image.items()
@@ -151,7 +156,8 @@ def load_boxes(path: str, bbox_thr: float) -> Dict[str, Boxes]:
 
 
 def xywh_rows(rows: list) -> np.ndarray:
-    """[[x, y, w, h], ...] (possibly empty) -> (N, 4) array; anything else is a ValueError."""
+    """[[x, y, w, h], ...] (possibly empty) -> (N, 4) array; anything else is a
+    ValueError."""
     xywh = np.array(rows, np.float32)
     if xywh.size == 0:  # nobody in this image
         return xywh.reshape(0, 4)
@@ -161,7 +167,8 @@ def xywh_rows(rows: list) -> np.ndarray:
 
 
 def xywh_to_boxes(xywh: np.ndarray) -> Boxes:
-    """(N, 4) x, y, w, h, or (N, 5) with a score -> (N, 5) x1, y1, x2, y2, score."""
+    """(N, 4) x, y, w, h, or (N, 5) with a score -> (N, 5) x1, y1, x2, y2,
+    score."""
     scores = xywh[:, 4:5] if xywh.shape[1] > 4 else np.ones(
         (len(xywh), 1), np.float32)
     return np.concatenate((xywh[:, :2], xywh[:, :2] + xywh[:, 2:4], scores),
@@ -169,15 +176,16 @@ def xywh_to_boxes(xywh: np.ndarray) -> Boxes:
 
 
 def boxes_for(boxes: Dict[str, Boxes], image_path: str) -> Boxes:
-    """An image's boxes, looked up by file name, then by stem (COCO detection files)."""
+    """An image's boxes, looked up by file name, then by stem (COCO detection
+    files)."""
     name = osp.basename(image_path)
     return boxes.get(
         name, boxes.get(osp.splitext(name)[0], np.zeros((0, 5), np.float32)))
 
 
 def build_detector(args: argparse.Namespace) -> Callable[[np.ndarray], Boxes]:
-    """MMDetection's detector as MMPose's top-down demo uses it: people (class 0) above
-    ``--bbox-thr``, then NMS."""
+    """MMDetection's detector as MMPose's top-down demo uses it: people (class
+    0) above ``--bbox-thr``, then NMS."""
     from mmdet.apis import inference_detector, init_detector
     from mmpose.evaluation.functional import nms
     from mmpose.utils import adapt_mmdet_pipeline
@@ -197,7 +205,8 @@ def build_detector(args: argparse.Namespace) -> Callable[[np.ndarray], Boxes]:
 
 
 class TopdownPredictor:
-    """``inference_topdown`` on given boxes, drawn with MMPose's visualiser; no boxes, nobody."""
+    """``inference_topdown`` on given boxes, drawn with MMPose's visualiser; no
+    boxes, nobody."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from mmpose.apis import init_model
@@ -213,20 +222,20 @@ class TopdownPredictor:
 
     def __call__(self, image: np.ndarray,
                  boxes: Boxes) -> Tuple[list, np.ndarray]:
-        """BGR image, (N, 5) boxes -> (per-person dicts as MMPoseInferencer writes them, RGB drawing)."""
+        """BGR image, (N, 5) boxes -> (per-person dicts as MMPoseInferencer
+        writes them, RGB drawing)."""
         from mmpose.apis import inference_topdown
         from mmpose.structures import (PoseDataSample, merge_data_samples,
                                        split_instances)
 
         sample = PoseDataSample()
-        if len(
-                boxes
-        ):  # inference_topdown would treat "no boxes" as "the whole image is a person"
+        # no boxes: inference_topdown would take the whole image as a person
+        if len(boxes):
             sample = merge_data_samples(
                 inference_topdown(
                     self.model, image, boxes[:, :4], bbox_format='xyxy'))
-            sample.pred_instances.bbox_scores = boxes[:,
-                                                      4]  # inference_topdown sets them to 1
+            # inference_topdown sets every box score to 1
+            sample.pred_instances.bbox_scores = boxes[:, 4]
         drawing = self.visualizer.add_datasample(
             'result',
             image[..., ::-1],
@@ -241,8 +250,8 @@ class TopdownPredictor:
 def run_topdown(args: argparse.Namespace, kind: str, paths: List[str],
                 predict: TopdownPredictor,
                 find_boxes: Callable[[np.ndarray, str], Boxes]) -> int:
-    """Detector or user-box mode: boxes per image (or frame), then top-down pose on each box.
-    Returns the number of people found."""
+    """Detector or user-box mode: boxes per image (or frame), then top-down
+    pose on each box. Returns the number of people found."""
     import cv2
     import mmcv
     import mmengine
@@ -267,7 +276,8 @@ def run_topdown(args: argparse.Namespace, kind: str, paths: List[str],
     video, frames, writer = mmcv.VideoReader(paths[0]), [], None
     for i, frame in enumerate(video):
         people, drawing = predict(frame, find_boxes(frame, paths[0]))
-        if writer is None:  # MMPoseInferencer's video output: mp4v at the input's frame rate
+        # MMPoseInferencer's video output: mp4v at the input's frame rate
+        if writer is None:
             writer = cv2.VideoWriter(
                 osp.join(vis_dir, osp.basename(paths[0])),
                 cv2.VideoWriter_fourcc(*'mp4v'), video.fps,
@@ -287,8 +297,9 @@ def run_topdown(args: argparse.Namespace, kind: str, paths: List[str],
 
 def run_whole_image(args: argparse.Namespace, kind: str,
                     paths: List[str]) -> int:
-    """Default mode: MMPoseInferencer with ``det_model='whole_image'`` reads, predicts, draws and
-    writes. Returns the number of people found (one per image or frame)."""
+    """Default mode: MMPoseInferencer with ``det_model='whole_image'`` reads,
+    predicts, draws and writes. Returns the number of people found (one per
+    image or frame)."""
     from mmpose.apis import MMPoseInferencer
 
     inferencer = build(
@@ -297,7 +308,8 @@ def run_whole_image(args: argparse.Namespace, kind: str,
             pose2d_weights=args.checkpoint,
             device=args.device,
             det_model='whole_image'))
-    # a video goes in as its path (the inferencer reads the frames), images as the checked list
+    # a video goes in as its path (the inferencer reads the frames), images as
+    # the checked list
     inputs = paths[0] if kind == 'video' else paths
     results = inferencer(
         inputs,
@@ -330,9 +342,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                             lambda image, path: detect(image))
     else:
         found = run_whole_image(args, kind, paths)
-    print(
-        f'{len(paths)} input(s), {found} people -> {osp.join(args.out_dir, "vis")}, '
-        f'{osp.join(args.out_dir, "predictions")}')
+    print(f'{len(paths)} input(s), {found} people -> '
+          f'{osp.join(args.out_dir, "vis")}, '
+          f'{osp.join(args.out_dir, "predictions")}')
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Bad model configs fail when the model is built, with a message naming the field (issue 8)."""
+"""Bad model configs fail when the model is built, with a message naming the
+field (issue 8)."""
 import pytest
 from conftest import config_file
 
@@ -69,9 +70,8 @@ def test_a_model_whose_keypoint_count_differs_from_the_datasets_is_refused():
         model=model, train_dataloader=SimpleNamespace(dataset=coco))
     with pytest.raises(
             ValueError,
-            match=
-            'model.backbone.num_keypoints is 133, but the training data set .* 17'
-    ):
+            match='model.backbone.num_keypoints is 133, '
+            'but the training data set .* 17'):
         KeypointCountCheckHook().before_train(runner)
     runner.train_dataloader.dataset = SimpleNamespace(
         metainfo=dict(num_keypoints=133))

@@ -1,5 +1,6 @@
-"""Bad inputs (issue 5): an image or annotation file that cannot be used gives one error naming
-the file (or the array's shape/dtype); greyscale and BGRA pictures work as their BGR versions."""
+"""Bad inputs (issue 5): an image or annotation file that cannot be used gives
+one error naming the file (or the array's shape/dtype); greyscale and BGRA
+pictures work as their BGR versions."""
 import json
 import os.path as osp
 import re
@@ -38,7 +39,8 @@ def keypoints(model, img) -> np.ndarray:
 
 
 def bad_image_files(folder) -> dict:
-    """{problem: (path, exception, message)} for a missing, an empty and two undecodable files."""
+    """{problem: (path, exception, message)} for a missing, an empty and two
+    undecodable files."""
     with open(IMAGE, 'rb') as f:
         jpeg = f.read()
     files = dict(
@@ -51,7 +53,8 @@ def bad_image_files(folder) -> dict:
     for problem, data in files.items():
         path = folder / f'{problem}.jpg'
         path.write_bytes(data)
-        message = 'image file is empty' if problem == 'empty' else 'is not a readable image'
+        message = ('image file is empty'
+                   if problem == 'empty' else 'is not a readable image')
         cases[problem] = (str(path), ValueError, message)
     return cases
 
@@ -150,7 +153,8 @@ def test_the_training_pipeline_names_an_unreadable_image(problem, mini_copy):
         if dataset.get_data_info(i)['img_path'] == str(bad)
     ]
     assert len(broken) == 4
-    message = 'image file is empty' if problem == 'empty' else 'is not a readable image'
+    message = ('image file is empty'
+               if problem == 'empty' else 'is not a readable image')
     with pytest.raises(ValueError, match=re.escape(message)) as info:
         dataset[broken[0]]
     assert str(bad) in str(info.value)
@@ -159,7 +163,8 @@ def test_the_training_pipeline_names_an_unreadable_image(problem, mini_copy):
 
 
 def not_wholebody_files(folder) -> dict:
-    """{kind: (path, message)}: annotation files that are not COCO-WholeBody."""
+    """{kind: (path, message)}: annotation files that are not COCO-WholeBody.
+    """
     files = {
         'a JSON list': [1, 2, 3],
         'no annotations': dict(images=[], categories=[])

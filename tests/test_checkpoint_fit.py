@@ -1,5 +1,6 @@
-"""A checkpoint of another variant or keypoint count is refused where it is loaded (issue 5):
-MMEngine's non-strict loading would only log a warning and run with random weights."""
+"""A checkpoint of another variant or keypoint count is refused where it is
+loaded (issue 5): MMEngine's non-strict loading would only log a warning and
+run with random weights."""
 import pytest
 import torch
 from conftest import config_file
@@ -15,10 +16,10 @@ def init(config: str, checkpoint: str):
 def test_a_checkpoint_of_another_variant_is_refused(converted):
     with pytest.raises(
             CheckpointMismatchError,
-            match=
-            r"does not fit GTPT\(arch='t', num_keypoints=133\).*has shape .*192.*expects .*128.*"
-            r'checkpoint: 133 keypoints, 192 channels, U-shaped stem.*another variant'
-    ):
+            match=r"does not fit GTPT\(arch='t', num_keypoints=133\)"
+            r'.*has shape .*192.*expects .*128.*'
+            r'checkpoint: 133 keypoints, 192 channels, U-shaped stem'
+            r'.*another variant'):
         init('gtpt-t_coco-wholebody', converted('gtpt-b_coco-wholebody'))
 
 

@@ -1,4 +1,5 @@
-"""MMPose 1.3.2 on numpy 2.4: drawing keypoints must work once gtpt_mmpose is imported."""
+"""MMPose 1.3.2 on numpy 2.4: drawing keypoints must work once gtpt_mmpose is
+imported."""
 import numpy as np
 from mmengine.structures import InstanceData
 

@@ -1,5 +1,6 @@
-"""The inference demo (issue 4): pictures and JSON for mini-set images, three ways of finding
-people, an empty result where nobody is found, and one-line errors."""
+"""The inference demo (issue 4): pictures and JSON for mini-set images, three
+ways of finding people, an empty result where nobody is found, and one-line
+errors."""
 import importlib.util
 import json
 import os
@@ -21,8 +22,9 @@ BOXES = [[247, 74, 170, 300], [453, 206, 177,
 
 @pytest.fixture(scope='module', autouse=True)
 def one_thread():
-    """One torch thread, here and in the commands: the tests share 2 cores with other work, and
-    OpenMP's second thread then mostly spins (measured: 28 s instead of 60 s for both files)."""
+    """One torch thread, here and in the commands: the tests share 2 cores with
+    other work, and OpenMP's second thread then mostly spins (measured: 28 s
+    instead of 60 s for both files)."""
     import torch
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -44,7 +46,8 @@ def demo_args(converted, inputs, out_dir, *extra, checkpoint=None):
 
 
 def run_demo(*args, **kwargs):
-    """The demo as a command (its own process: a detector changes MMEngine's default scope)."""
+    """The demo as a command (its own process: a detector changes MMEngine's
+    default scope)."""
     return subprocess.run([sys.executable, DEMO, *demo_args(*args, **kwargs)],
                           cwd=REPO,
                           env=one_thread_env(),
@@ -54,7 +57,8 @@ def run_demo(*args, **kwargs):
 
 
 def predictions(out_dir, name):
-    """The demo's JSON for one image, after checking that it drew the image too."""
+    """The demo's JSON for one image, after checking that it drew the image
+    too."""
     assert osp.getsize(osp.join(out_dir, 'vis', name + '.jpg')) > 10_000
     with open(osp.join(out_dir, 'predictions', name + '.json')) as f:
         return json.load(f)
@@ -62,7 +66,8 @@ def predictions(out_dir, name):
 
 @pytest.fixture(scope='module')
 def demo():
-    """The demo as a module, to run in this process (saves the imports of a new one)."""
+    """The demo as a module, to run in this process (saves the imports of a new
+    one)."""
     spec = importlib.util.spec_from_file_location('inference_demo', DEMO)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -125,7 +130,8 @@ def test_coco_detection_files_give_people_above_the_threshold_by_image_id(
 
 def test_a_detector_that_finds_nobody_gives_an_empty_result(
         converted, tmp_path):
-    """An RTMDet person detector (MMPose's demo config) whose classifier never fires."""
+    """An RTMDet person detector (MMPose's demo config) whose classifier never
+    fires."""
     import mmpose
     import torch
     from mmdet.registry import MODELS

@@ -1,4 +1,5 @@
-"""Multi-process training on the existing engine: 2 processes with gloo on a CPU-only machine."""
+"""Multi-process training on the existing engine: 2 processes with gloo on a
+CPU-only machine."""
 import json
 import os
 import os.path as osp
@@ -14,8 +15,10 @@ def test_two_process_gloo_training_keeps_ranks_in_step(tmp_path):
     cfg = tmp_path / 'dist_mini.py'
     cfg.write_text(
         f"_base_ = ['{REPO}/configs/gtpt-t_coco_mini.py']\n"
-        "custom_imports = dict(imports=['gtpt_mmpose', 'rank_probe'], allow_failed_imports=False)\n"
-        "custom_hooks = [dict(type='GTPTEMAHook', momentum_start=0.9), dict(type='RankProbeHook')]\n"
+        "custom_imports = dict(imports=['gtpt_mmpose', 'rank_probe'], "
+        "allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='GTPTEMAHook', momentum_start=0.9), "
+        "dict(type='RankProbeHook')]\n"
         "train_cfg = dict(max_epochs=3, val_interval=100)\n"
         "train_dataloader = dict(batch_size=4)\n"
     )  # 14 people / 2 ranks / 4 = 2 iterations per epoch

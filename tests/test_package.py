@@ -1,4 +1,5 @@
-"""The installable plugin (issue 2): registries, configs, mim discovery, wheels, runner checkpoints."""
+"""The installable plugin (issue 2): registries, configs, mim discovery,
+wheels, runner checkpoints."""
 import glob
 import os
 import os.path as osp
@@ -56,7 +57,8 @@ def test_mim_finds_the_installed_package_configs_and_tools():
                          capture_output=True,
                          text=True,
                          timeout=300)
-    assert out.returncode == 0 and '--resume' in out.stdout  # MMPose's train.py, through our wrapper
+    # MMPose's train.py, through our wrapper
+    assert out.returncode == 0 and '--resume' in out.stdout
 
 
 @pytest.mark.slow
@@ -79,9 +81,10 @@ def test_a_regular_wheel_ships_configs_and_tools(tmp_path):
 
 @pytest.fixture(scope='session')
 def runner_checkpoint(tmp_path_factory, mini_data_root):
-    """A checkpoint written by a one-iteration training run (MMEngine runner, EMA hook on), started
-    as a user would from anywhere: `mim train gtpt_mmpose <config name>` with the data root from
-    GTPT_DATA_ROOT, so mim must find the config inside the installed package."""
+    """A checkpoint written by a one-iteration training run (MMEngine runner,
+    EMA hook on), started as a user would from anywhere: `mim train gtpt_mmpose
+    <config name>` with the data root from GTPT_DATA_ROOT, so mim must find the
+    config inside the installed package."""
     work = tmp_path_factory.mktemp('one_iter')
     env = dict(python_env(), GTPT_DATA_ROOT=mini_data_root + '/')
     proc = subprocess.run([

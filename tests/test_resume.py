@@ -1,5 +1,6 @@
-"""Interrupted training (issues 5 and 6): a run killed with SIGKILL between two checkpoints resumes
-with --resume from its last checkpoint and ends with the weights of an uninterrupted run."""
+"""Interrupted training (issues 5 and 6): a run killed with SIGKILL between two
+checkpoints resumes with --resume from its last checkpoint and ends with the
+weights of an uninterrupted run."""
 import os
 import signal
 import subprocess
@@ -41,8 +42,7 @@ def train(work, *extra, wait=True):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_from_its_last_checkpoint_and_matches_an_uninterrupted_run(
-        tmp_path):
+def test_killed_run_resumes_and_matches_an_uninterrupted_run(tmp_path):
     full = tmp_path / 'full'
     train(full)
 

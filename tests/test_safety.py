@@ -1,5 +1,5 @@
-"""Hostile checkpoints (issues 2 and 5): every loading path refuses a pickle that would run code,
-and the payload never runs."""
+"""Hostile checkpoints (issues 2 and 5): every loading path refuses a pickle
+that would run code, and the payload never runs."""
 import os
 import os.path as osp
 import subprocess
@@ -25,7 +25,8 @@ class _Payload:
 
 
 class _GetattrEscape:
-    """A pickle that asks the allowed getattr for something other than a statistics method."""
+    """A pickle that asks the allowed getattr for something other than a
+    statistics method."""
 
     def __reduce__(self):
         from mmengine.logging.history_buffer import HistoryBuffer
@@ -34,7 +35,8 @@ class _GetattrEscape:
 
 @pytest.fixture
 def hostile(tmp_path, converted):
-    """A real converted checkpoint with a payload hidden in its meta; returns (path, marker)."""
+    """A real converted checkpoint with a payload hidden in its meta; returns
+    (path, marker)."""
     marker = str(tmp_path / 'PAYLOAD_RAN')
     ckpt = torch.load(converted('gtpt-t_coco-wholebody'), weights_only=True)
     ckpt['meta']['note'] = _Payload(marker)

@@ -1,9 +1,9 @@
-"""The paper's training recipe (issue 6): Global Perceived loss, cosine-momentum EMA, curriculum."""
+"""The paper's training recipe (issue 6): Global Perceived loss,
+cosine-momentum EMA, curriculum."""
 import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import config_file
 
 from gtpt_mmpose.engine.curriculum import (NEW_IN_STAGE2, CurriculumInitHook,
@@ -19,19 +19,22 @@ def build(name: str):
 
 
 def eq12(pred, unpruned, target, weights):
-    """Eq. 12 written out from spec §6.2: per keypoint and axis, mean over bins of the three KL terms,
-    times the keypoint weight, averaged over the batch, summed over axes, averaged over keypoints."""
+    """Eq. 12 written out from spec §6.2: per keypoint and axis, mean over bins
+    of the three KL terms, times the keypoint weight, averaged over the batch,
+    summed over axes, averaged over keypoints."""
     b, k = weights.shape
     total = 0.0
     for s_logits, u_logits, t in zip(pred, unpruned, target):
         s, u = s_logits.log_softmax(-1), u_logits.log_softmax(-1)
         u_bar = u.detach()
-        kl = lambda p, logq: torch.where(
-            p > 0, p *
-            (torch.log(p.clamp_min(1e-30)) - logq), 0.0)  # noqa: E731
         per_bin = kl(t, u) + kl(t, s) + u_bar.exp() * (u_bar - s)
         total = total + (per_bin.mean(-1) * weights).sum() / b
     return total / k
+
+
+def kl(p: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    """p * (log p - log q) per bin, 0 where p is 0."""
+    return torch.where(p > 0, p * (torch.log(p.clamp_min(1e-30)) - logq), 0.0)
 
 
 def _batch(b=3, k=17, seed=0):
@@ -56,14 +59,14 @@ def test_global_perceived_loss_equals_eq12():
         got, eq12(pred, unpruned, target, weights), rtol=1e-5, atol=1e-7)
 
 
-def test_global_perceived_loss_gradients_reach_both_passes_and_distillation_only_the_pruned(
-):
+def test_gp_loss_gradients_reach_both_passes_distillation_only_the_pruned():
     pred, unpruned, target, weights = _batch()
     pred = tuple(p.requires_grad_() for p in pred)
     unpruned = tuple(u.requires_grad_() for u in unpruned)
     GlobalPerceivedLoss()(pred, target, weights, unpruned).backward()
     assert all(p.grad.abs().sum() > 0 for p in pred + unpruned)
-    # the distillation term alone moves the pruned pass only (the unpruned teacher is detached)
+    # the distillation term alone moves the pruned pass only (the unpruned
+    # teacher is detached)
     pred = tuple(p.detach().requires_grad_() for p in pred)
     unpruned = tuple(u.detach().requires_grad_() for u in unpruned)
     zero = tuple(torch.zeros_like(t) for t in target)
@@ -129,7 +132,8 @@ def test_ema_averages_parameters_and_buffers_from_the_first_step():
 
 
 def _stage1_checkpoint(tmp_path, with_ema_swap=True):
-    """A checkpoint as GTPTEMAHook writes it: EMA weights in state_dict, live ones in ema_state_dict."""
+    """A checkpoint as GTPTEMAHook writes it: EMA weights in state_dict, live
+    ones in ema_state_dict."""
     torch.manual_seed(1)
     body = build('gtpt-t_coco')
     ema_state = {
@@ -148,7 +152,7 @@ def _stage1_checkpoint(tmp_path, with_ema_swap=True):
     return str(path), ema_state
 
 
-def test_stage2_starts_from_every_stage1_ema_weight_and_only_part_and_dense_tokens_are_new(
+def test_stage2_starts_from_stage1_ema_weights_only_part_and_dense_tokens_new(
         tmp_path):
     path, ema_state = _stage1_checkpoint(tmp_path)
     wholebody = build('gtpt-t_coco-wholebody')

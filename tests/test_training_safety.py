@@ -1,6 +1,6 @@
-"""Determinism and numerical safety of training (issue 5): the same seed gives the same first losses;
-a NaN/Inf input or loss stops the run naming the iteration and the culprit, with no checkpoint of
-the poisoned step on disk."""
+"""Determinism and numerical safety of training (issue 5): the same seed gives
+the same first losses; a NaN/Inf input or loss stops the run naming the
+iteration and the culprit, with no checkpoint of the poisoned step on disk."""
 import glob
 import os.path as osp
 
@@ -31,7 +31,8 @@ class LossRecorder(Hook):
 
 
 def poison_pixels(results: dict) -> dict:
-    """A pipeline step that turns one image's crop into float with a NaN pixel."""
+    """A pipeline step that turns one image's crop into float with a NaN pixel.
+    """
     img = results['img'].astype(np.float32)
     if results['img_path'].endswith(POISONED_IMAGE):
         img[10, 10, 0] = np.nan
@@ -44,9 +45,10 @@ def make_runner(work_dir,
                 seed=42,
                 epochs: int = 3,
                 augment: bool = False):
-    """An in-process Runner of the stage-1 mini config: one iteration per epoch, no validation,
-    a checkpoint every epoch. ``augment`` uses the full recipe's random train pipeline, in two
-    data-loader worker processes, with batches of 4 (3 iterations per epoch)."""
+    """An in-process Runner of the stage-1 mini config: one iteration per
+    epoch, no validation, a checkpoint every epoch. ``augment`` uses the full
+    recipe's random train pipeline, in two data-loader worker processes, with
+    batches of 4 (3 iterations per epoch)."""
     from mmengine.config import Config
     from mmengine.runner import Runner
     cfg = Config.fromfile(config_file('gtpt-t_coco_mini'))
@@ -89,7 +91,8 @@ def test_the_same_seed_gives_the_same_first_losses(tmp_path):
     assert len(first) == 3 and {
         'loss_kpt', 'loss_kpt_unpruned', 'loss_distill'
     } <= set(first[0])
-    assert first == again  # bit for bit: weights, augmentation and worker order all seeded
+    # bit for bit: weights, augmentation and worker order all seeded
+    assert first == again
     assert first[0] != other[
         0]  # the seed does reach the run (the check above can fail)
 
@@ -111,9 +114,10 @@ def test_a_nan_loss_term_stops_training_before_its_checkpoint(
     runner, _ = make_runner(tmp_path, 'nan_loss')
     with pytest.raises(
             FloatingPointError,
-            match=r'iteration 2 \(epoch 2\): loss term loss_distill is NaN/Inf '
-            r'\(loss=nan, loss_kpt=\S+, loss_kpt_unpruned=\S+, loss_distill=nan'
-    ):
+            match=r'iteration 2 \(epoch 2\): loss term loss_distill is '
+            r'NaN/Inf '
+            r'\(loss=nan, loss_kpt=\S+, loss_kpt_unpruned=\S+, '
+            r'loss_distill=nan'):
         runner.train()
     assert [osp.basename(p)
             for p in glob.glob(str(tmp_path / '*.pth'))] == ['epoch_1.pth']

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""Convert an authors' GTPT checkpoint (flat or wrapped) into an MMPose checkpoint of this package.
+"""Convert an authors' GTPT checkpoint (flat or wrapped) into an MMPose
+checkpoint of this package.
 
     python tools/convert_official_checkpoint.py SRC DST [--config CONFIG]
 
-Takes the EMA branch, maps the keys, checks every key and shape against the model of CONFIG
-(detected from the checkpoint when omitted) and writes DST atomically. Nothing but tensors and
-plain containers is ever unpickled.
+Takes the EMA branch, maps the keys, checks every key and shape against the
+model of CONFIG (detected from the checkpoint when omitted) and writes DST
+atomically. Nothing but tensors and plain containers is ever unpickled.
 """
 import argparse
 import os
@@ -21,9 +22,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
         'src',
-        help=
-        "authors' checkpoint (model_best.pth, final_state.pth or checkpoint.pth)"
-    )
+        help="authors' checkpoint (model_best.pth, final_state.pth or "
+        "checkpoint.pth)")
     p.add_argument('dst', help='converted checkpoint to write')
     p.add_argument(
         '--config',
@@ -33,7 +33,8 @@ def parse_args(argv=None):
 
 def check_against_model(state: 'OrderedDict[str, torch.Tensor]',
                         config: str) -> 'OrderedDict[str, torch.Tensor]':
-    """Return ``state`` in the model's key order; raise naming the first key that does not fit."""
+    """Return ``state`` in the model's key order; raise naming the first key
+    that does not fit."""
     from mmengine.config import Config
     from mmpose.registry import MODELS
     from mmpose.utils import register_all_modules
@@ -48,9 +49,10 @@ def check_against_model(state: 'OrderedDict[str, torch.Tensor]',
                 f'(shape {tuple(value.shape)}) is missing from it')
         if state[key].shape != value.shape:
             raise ValueError(
-                f'the checkpoint does not fit {osp.basename(config)}: {key} has shape '
-                f'{tuple(state[key].shape)} in the checkpoint and {tuple(value.shape)} in the model'
-            )
+                f'the checkpoint does not fit {osp.basename(config)}: {key} '
+                'has shape '
+                f'{tuple(state[key].shape)} in the checkpoint and '
+                f'{tuple(value.shape)} in the model')
     extra = [k for k in state if k not in expected]
     if extra:
         raise ValueError(
@@ -93,7 +95,8 @@ def main(argv=None) -> int:
         if osp.exists(tmp):
             os.remove(tmp)
     print(
-        f'GTPT-{arch.upper()} {num_keypoints} keypoints, {len(state)} tensors -> {args.dst} '
+        f'GTPT-{arch.upper()} {num_keypoints} keypoints, {len(state)} tensors '
+        f'-> {args.dst} '
         f'(config {osp.basename(config)})')
     return 0
 

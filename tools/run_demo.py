@@ -1,13 +1,17 @@
 #!/usr/bin/env python
-"""The README's main job (`make demo`): the paper's body -> whole-body curriculum, end to end.
+"""The README's main job (`make demo`): the paper's body -> whole-body
+curriculum, end to end.
 
-1. stage 1: GTPT-T on the 17 body keypoints (`mim train gtpt_mmpose configs/gtpt-t_coco_mini.py`);
-2. stage 2: GTPT-T on all 133 keypoints, initialised from stage 1's EMA weights;
+1. stage 1: GTPT-T on the 17 body keypoints (`mim train gtpt_mmpose
+   configs/gtpt-t_coco_mini.py`);
+2. stage 2: GTPT-T on all 133 keypoints, initialised from stage 1's EMA
+   weights;
 3. `mim test` of stage 2 with body / foot / face / hand / whole-body AP;
 4. a picture of the predictions on one image.
 
-The data root defaults to the bundled 4-image mini set; `GTPT_DATA_ROOT=/path/to/coco make demo`
-runs the same job on the full data set (then also raise the epochs in the configs).
+The data root defaults to the bundled 4-image mini set;
+`GTPT_DATA_ROOT=/path/to/coco make demo` runs the same job on the full data set
+(then also raise the epochs in the configs).
 """
 import argparse
 import glob
@@ -20,13 +24,17 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MIM = [sys.executable, '-m', 'mim']
-# GTPT's keypoint scores are SimCC probabilities (the authors' convention): a confident keypoint
-# peaks near 1 / (4 * sqrt(2 * pi)) = 0.1, so MMPose's usual 0.3 would hide every keypoint.
+# GTPT's keypoint scores are SimCC probabilities (the authors' convention): a
+# confident keypoint peaks near 1 / (4 * sqrt(2 * pi)) = 0.1, so MMPose's usual
+# 0.3 would hide every keypoint.
 KPT_THR = 0.03
+# mim's complaint about each ignored path, kept in the log only
+NOISE = 'is ignored: it is neither a file nor a directory'
 
 
 def run(cmd, log_path: str) -> None:
-    """Run a command, echoing its output to the terminal and to ``log_path``."""
+    """Run a command, echoing its output to the terminal and to ``log_path``.
+    """
     print('\n$ ' + ' '.join(cmd), flush=True)
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(
@@ -36,7 +44,7 @@ def run(cmd, log_path: str) -> None:
             stderr=subprocess.STDOUT,
             text=True)
         for line in proc.stdout:
-            if 'is ignored: it is neither a file nor a directory' in line or 'Warning' in line:
+            if 'Warning' in line or NOISE in line:
                 log.write(line)
                 continue
             sys.stdout.write(line)
@@ -51,7 +59,8 @@ def last_checkpoint(work_dir: str) -> str:
 
 
 def test_metrics(work_dir: str) -> dict:
-    """Metrics of the newest `mim test` run in ``work_dir`` (MMEngine's json log)."""
+    """Metrics of the newest `mim test` run in ``work_dir`` (MMEngine's json
+    log)."""
     logs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
     if not logs:
         sys.exit(f'no metrics written in {work_dir}')
@@ -101,17 +110,14 @@ def main() -> int:
     picture = draw_predictions(checkpoint, args.work_dir)
     times['picture'] = time.time() - start
 
-    print(
-        '\n==== GTPT-T demo: body -> whole-body curriculum on the mini set ===='
-    )
-    print(
-        f'stage 1 body AP (coco/AP): {body_metrics.get("coco/AP", float("nan")):.3f}'
-    )
+    print('\n==== GTPT-T demo: body -> whole-body curriculum on the mini set '
+          '====')
+    print('stage 1 body AP (coco/AP): '
+          f'{body_metrics.get("coco/AP", float("nan")):.3f}')
     for part in ('body', 'foot', 'face', 'hand'):
         print(f'stage 2 {part} AP: {metrics[f"coco-wholebody/{part}/AP"]:.3f}')
-    print(
-        f'stage 2 whole-body AP (coco-wholebody/AP): {metrics["coco-wholebody/AP"]:.3f}'
-    )
+    print('stage 2 whole-body AP (coco-wholebody/AP): '
+          f'{metrics["coco-wholebody/AP"]:.3f}')
     print('times: ' + ', '.join(f'{k} {v / 60:.1f} min'
                                 for k, v in times.items()))
     print(f'checkpoint: {checkpoint}\npicture: {picture}')
@@ -128,7 +134,8 @@ def main() -> int:
 
 
 def test_metrics_from_val(work_dir: str) -> dict:
-    """The last validation metrics of a training run (MMEngine's scalars log)."""
+    """The last validation metrics of a training run (MMEngine's scalars log).
+    """
     scalars = sorted(
         glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
     metrics = {}
@@ -141,7 +148,8 @@ def test_metrics_from_val(work_dir: str) -> dict:
 
 
 def draw_predictions(checkpoint: str, work_dir: str) -> str:
-    """Predict on one mini-set image with its ground-truth boxes and save MMPose's visualisation."""
+    """Predict on one mini-set image with its ground-truth boxes and save
+    MMPose's visualisation."""
     import mmcv
     import numpy as np
     from mmpose.apis import inference_topdown, init_model

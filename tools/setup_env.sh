@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the verified stack (../shared/design/environment.md, README "Environment") into .venv/.
-# Idempotent: every step checks first, so a second run on a ready machine takes seconds.
+# Installs the verified stack (README "Environment") into .venv/.
+# Idempotent: every step checks first, so a second run on a ready machine
+# takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +37,12 @@ fi
 
 log "installing runtime requirements"
 "${PIP[@]}" install -q -c "$C" -r requirements/runtime.txt Cython ninja psutil
+
+# `make lint`: MMPose's linters at the pinned versions (settings in setup.cfg)
+if ! has flake8 7.5.0 || ! has isort 9.0.2 || ! has yapf 0.43.0; then
+  log "installing flake8, isort and yapf"
+  "${PIP[@]}" install -q -c "$C" flake8 isort yapf
+fi
 
 # mmengine's and mmcv's metadata ask for opencv-python (the GUI build); we use the headless one.
 has mmengine 0.10.7 || "${PIP[@]}" install -q -c "$C" --no-deps mmengine==0.10.7

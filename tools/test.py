@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Test a GTPT config with MMPose's own ``tools/test.py`` (what ``mim test gtpt_mmpose`` runs)."""
+"""Test a GTPT config with MMPose's own ``tools/test.py`` (what ``mim test
+gtpt_mmpose`` runs)."""
 import sys
 
 from gtpt_mmpose.utils.mmpose_tools import run_mmpose_tool

@@ -1,9 +1,11 @@
 #!/usr/bin/env python
-"""Train a GTPT config with MMPose's own ``tools/train.py`` (what ``mim train gtpt_mmpose`` runs).
+"""Train a GTPT config with MMPose's own ``tools/train.py`` (what ``mim train
+gtpt_mmpose`` runs).
 
-Same arguments as MMPose's script. Added on top: distributed training on CPU-only machines, where
-MMEngine 0.10.7 would call ``torch.cuda.set_device`` and give DDP ``device_ids``; here the gloo
-process group is made first (MMEngine then skips its own set-up) and DDP gets no device ids.
+Same arguments as MMPose's script. Added on top: distributed training on
+CPU-only machines, where MMEngine 0.10.7 would call ``torch.cuda.set_device``
+and give DDP ``device_ids``; here the gloo process group is made first
+(MMEngine then skips its own set-up) and DDP gets no device ids.
 """
 import sys
 

@@ -1,9 +1,12 @@
-# COCO-WholeBody (133 keypoints), stage 2 of the curriculum: starts from a stage-1 COCO model's
-# EMA weights (set `stage1_checkpoint`, or `from_scratch=True` to train without them).
+# COCO-WholeBody (133 keypoints), stage 2 of the curriculum: starts from a
+# stage-1 COCO model's EMA weights (set `stage1_checkpoint`, or
+# `from_scratch=True` to train without them).
 _base_ = ['./gtpt_coco.py']
 
-dataset_type = 'CheckedCocoWholeBodyDataset'  # refuses a non-whole-body annotation file
-data_root = '{{$GTPT_DATA_ROOT:data/coco/}}'  # or GTPT_DATA_ROOT=... in the environment
+# refuses a non-whole-body annotation file
+dataset_type = 'CheckedCocoWholeBodyDataset'
+# or GTPT_DATA_ROOT=... in the environment
+data_root = '{{$GTPT_DATA_ROOT:data/coco/}}'
 num_keypoints = 133
 stage1_checkpoint = None
 from_scratch = False
@@ -21,7 +24,8 @@ val_dataloader = dict(
         ann_file='annotations/coco_wholebody_val_v1.0.json'))
 test_dataloader = val_dataloader
 
-# body, foot, face, hand and whole-body AP/AR; keypoint score threshold 0.01, OKS-NMS 0.9 (spec §10)
+# body, foot, face, hand and whole-body AP/AR; keypoint score threshold 0.01,
+# OKS-NMS 0.9 (spec §10)
 val_evaluator = dict(
     _delete_=True,
     type='WholeBodyPartMetric',

@@ -1,9 +1,11 @@
-# COCO body (17 keypoints): data, metric and the model skeleton; variants set arch and widths.
+# COCO body (17 keypoints): data, metric and the model skeleton; variants set
+# arch and widths.
 _base_ = ['./gtpt_runtime.py']
 
 dataset_type = 'CocoDataset'
 data_mode = 'topdown'
-data_root = '{{$GTPT_DATA_ROOT:data/coco/}}'  # or GTPT_DATA_ROOT=... in the environment
+# or GTPT_DATA_ROOT=... in the environment
+data_root = '{{$GTPT_DATA_ROOT:data/coco/}}'
 num_keypoints = 17
 
 model = dict(

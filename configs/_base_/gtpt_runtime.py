@@ -1,9 +1,11 @@
-# Shared by every GTPT config: MMPose's default runtime, the authors' optimisation (spec §9.1),
-# EMA with a cosine momentum (§7.1), the SimCC codec and the test-time settings (§10).
+# Shared by every GTPT config: MMPose's default runtime, the authors'
+# optimisation (spec §9.1), EMA with a cosine momentum (§7.1), the SimCC codec
+# and the test-time settings (§10).
 _base_ = ['mmpose::_base_/default_runtime.py']
 custom_imports = dict(imports=['gtpt_mmpose'], allow_failed_imports=False)
 
-# ---- schedule: Adam 1e-3, no weight decay, x0.1 at 0-based epochs 199 and 259, 300 epochs -------
+# ---- schedule -------------------------------------------------------------
+# Adam 1e-3, no weight decay, x0.1 at 0-based epochs 199 and 259, 300 epochs
 max_epochs = 300
 base_lr = 1e-3
 train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
@@ -17,7 +19,8 @@ param_scheduler = [
 auto_scale_lr = dict(base_batch_size=256)  # 4 GPUs x 64
 randomness = dict(seed=42)
 
-# ---- EMA of every weight and buffer; validation and checkpoints use the EMA copy -----------------
+# ---- hooks ----------------------------------------------------------------
+# EMA of every weight and buffer; validation and checkpoints use the EMA copy
 custom_hooks = [
     dict(type='GTPTEMAHook', momentum_start=0.996, priority='NORMAL'),
     dict(type='KeypointCountCheckHook'
@@ -26,9 +29,10 @@ custom_hooks = [
          ),  # NaN/Inf input or loss: stop before anything is saved
 ]
 
-# ---- codec: SimCC, 2 bins per pixel, Gaussian sigma 4 bins, normalised -------------------------
-# Differs from the authors' targets (spec §6.1): MMPose rounds the centre to a whole bin (<= 0.25
-# px) and drops keypoints more than 3 sigma = 6 px outside the crop (authors: 12 px).
+# ---- codec: SimCC, 2 bins per pixel, Gaussian sigma 4 bins, normalised -----
+# Differs from the authors' targets (spec §6.1): MMPose rounds the centre to a
+# whole bin (<= 0.25 px) and drops keypoints more than 3 sigma = 6 px outside
+# the crop (authors: 12 px).
 input_size = (192, 256)
 codec = dict(
     type='SimCCLabel',
@@ -43,11 +47,14 @@ data_preprocessor = dict(
     std=[58.395, 57.12, 57.375],
     bgr_to_rgb=True)
 
-# ---- pipelines (spec §9.2) ----------------------------------------------------------------------
+# ---- pipelines (spec §9.2) -------------------------------------------------
 # Where MMPose's transforms differ from the authors' (spec §9.3):
-# * half-body: MMPose counts only the 17 body keypoints (face/hands have no upper/lower type);
-# * scale: truncated normal mapped onto [0.65, 1.35] (authors: clipped N(1, 0.35^2));
-# * rotation: truncated normal x 90 degrees on [-90, 90], p 0.6 (authors: clipped N(0, 45^2));
+# * half-body: MMPose counts only the 17 body keypoints (face/hands have no
+#   upper/lower type);
+# * scale: truncated normal mapped onto [0.65, 1.35] (authors: clipped
+#   N(1, 0.35^2));
+# * rotation: truncated normal x 90 degrees on [-90, 90], p 0.6 (authors:
+#   clipped N(0, 45^2));
 # * boxes: x2 = x + w (authors: x + w - 1, a 0.5 px shift of the centre).
 train_pipeline = [
     dict(type='LoadImageAsBGR', color_type='color_ignore_orientation'),

@@ -1,4 +1,5 @@
-"""Map the authors' GTPT checkpoints (haonanwang0522/GTPT) onto this package's modules (spec §7.3, §11)."""
+"""Map the authors' GTPT checkpoints (haonanwang0522/GTPT) onto this package's
+modules (spec §7.3, §11)."""
 import re
 from collections import OrderedDict
 from typing import Dict, Mapping, Tuple
@@ -36,20 +37,22 @@ _HEADS = {
     'mlp_head_y.0.': 'head.y_norm.',
     'mlp_head_y.1.': 'head.y_fc.'
 }
-# fixed tables we rebuild instead of loading: the sine code and the MHGA masks (spec §1.6, §4.2)
+# fixed tables we rebuild instead of loading: the sine code and the MHGA masks
+# (spec §1.6, §4.2)
 _DROPPED = re.compile(
     r'^(pos_embedding|transformer\.group_layers\.\d+\.0\.fn\.fn\.mask)$')
 
 
 def load_official_checkpoint(path: str) -> Dict[str, torch.Tensor]:
-    """Read an authors' checkpoint, flat or wrapped (``state_dict`` + ``module.``), tensors only."""
+    """Read an authors' checkpoint, flat or wrapped (``state_dict`` +
+    ``module.``), tensors only."""
     obj = load_checkpoint_file(path)
     if isinstance(obj, Mapping) and isinstance(obj.get('state_dict'), Mapping):
         obj = obj['state_dict']
     if not isinstance(obj, Mapping) or not obj:
         raise ValueError(
-            f'{path}: expected a state dict (or a dict with "state_dict"), got {type(obj).__name__}'
-        )
+            f'{path}: expected a state dict (or a dict with "state_dict"), '
+            f'got {type(obj).__name__}')
     if all(k.startswith('module.') for k in obj):
         obj = {k[len('module.'):]: v for k, v in obj.items()}
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
@@ -72,10 +75,12 @@ def _backbone_key(key: str) -> str:
 
 def convert_official_state_dict(state: Mapping[str, torch.Tensor]
                                 ) -> 'OrderedDict[str, torch.Tensor]':
-    """Authors' keys -> ``backbone.*`` / ``head.*`` of ``TopdownPoseEstimator``.
+    """Authors' keys -> ``backbone.*`` / ``head.*`` of
+    ``TopdownPoseEstimator``.
 
-    Takes the EMA branch (``ema_features``, ``ema_mlp_head_{x,y}``), the one the authors evaluate;
-    a file without it (an EMA-less export) falls back to the trained branch.
+    Takes the EMA branch (``ema_features``, ``ema_mlp_head_{x,y}``), the one
+    the authors evaluate; a file without it (an EMA-less export) falls back to
+    the trained branch.
     """
     branch = 'ema_' if any(k.startswith('ema_features.')
                            for k in state) else ''
@@ -103,18 +108,18 @@ def convert_official_state_dict(state: Mapping[str, torch.Tensor]
         else:
             unknown.append(branch + key)
     if unknown:
-        raise ValueError(
-            f'unrecognised keys in the authors\' checkpoint, e.g. {unknown[:3]}'
-        )
+        raise ValueError('unrecognised keys in the authors\' checkpoint, e.g. '
+                         f'{unknown[:3]}')
     if not out:
         raise ValueError(
-            'no GTPT weights found: expected keys "ema_features.*" or "features.*"'
-        )
+            'no GTPT weights found: expected keys "ema_features.*" or '
+            '"features.*"')
     return out
 
 
 def detect_variant(state: Mapping[str, torch.Tensor]) -> Tuple[str, int]:
-    """(arch, num_keypoints) of a converted state dict, from its keys and shapes."""
+    """(arch, num_keypoints) of a converted state dict, from its keys and
+    shapes."""
     if 'backbone.human_token' not in state:
         raise ValueError(
             'not a GTPT state dict: backbone.human_token is missing')

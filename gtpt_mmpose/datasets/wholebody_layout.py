@@ -1,11 +1,13 @@
 """Where each part of the body lives among COCO-WholeBody's 133 keypoints.
 
-The one source of these ids for the whole package: the annotation checks, the part metric and the
-model's keypoint groups (docs/spec.md §3.1) all read them from here.
+The one source of these ids for the whole package: the annotation checks, the
+part metric and the model's keypoint groups (docs/spec.md §3.1) all read them
+from here.
 """
 from typing import Tuple
 
-NUM_BODY_KEYPOINTS = 17  # COCO's body keypoints, ids 0..16 of COCO-WholeBody too
+# COCO's body keypoints, ids 0..16 of COCO-WholeBody too
+NUM_BODY_KEYPOINTS = 17
 NUM_WHOLEBODY_KEYPOINTS = 133
 
 # (part, keypoint list of an annotation, keypoint ids), in id order
@@ -17,8 +19,9 @@ WHOLEBODY_PARTS: Tuple[Tuple[str, str, range], ...] = (
     ('righthand', 'righthand_kpts', range(112, 133)),
 )
 
-# the parts that get one part token each in GTPT, in the order of the authors' part tokens
-# (`extra_token`) and of their dense keypoint token table (`fine_keypoint_token`), spec §2.2, §3.5
+# the parts that get one part token each in GTPT, in the order of the authors'
+# part tokens (`extra_token`) and of their dense keypoint token table
+# (`fine_keypoint_token`), spec §2.2, §3.5
 PART_TOKENS: Tuple[Tuple[str, range], ...] = (
     ('face', range(23, 91)),
     ('left_hand', range(91, 112)),

@@ -1,10 +1,11 @@
 """The authors' EMA (spec §7.1) on MMEngine's EMA machinery.
 
-``ema <- m * ema + (1 - m) * live`` after every optimiser step, for every floating-point state
-entry (parameters and buffers such as BN statistics), with m rising on a cosine from
-``momentum_start`` (0.996) to 1 over the whole schedule. The EMA starts as a copy of the model
-when training starts (after initialisation or stage-1 loading), not of the weights after the first
-step as MMEngine's averaged models do.
+``ema <- m * ema + (1 - m) * live`` after every optimiser step, for every
+floating-point state entry (parameters and buffers such as BN statistics), with
+m rising on a cosine from ``momentum_start`` (0.996) to 1 over the whole
+schedule. The EMA starts as a copy of the model when training starts (after
+initialisation or stage-1 loading), not of the weights after the first step as
+MMEngine's averaged models do.
 """
 import math
 from typing import Optional
@@ -23,9 +24,10 @@ class CosineMomentumEMA(BaseAveragedModel):
 
     Args:
         model (nn.Module): The model to average.
-        momentum_start (float): EMA decay m at iteration 0; it rises to 1 at ``total_iters``.
-        total_iters (int, optional): Length of the schedule; ``GTPTEMAHook`` sets it to the
-            runner's ``max_iters``.
+        momentum_start (float): EMA decay m at iteration 0; it rises to 1 at
+            ``total_iters``.
+        total_iters (int, optional): Length of the schedule; ``GTPTEMAHook``
+            sets it to the runner's ``max_iters``.
         interval (int): Update every ``interval`` steps.
         device (torch.device, optional): Where the averaged copy lives.
         update_buffers (bool): Average buffers too (the authors do).
@@ -46,7 +48,8 @@ class CosineMomentumEMA(BaseAveragedModel):
         self.total_iters = total_iters
 
     def decay(self, step: int) -> float:
-        """m = 1 - (1 - m0) / 2 * (1 + cos(pi * step / total)): m0 at step 0, 1 at the end."""
+        """m = 1 - (1 - m0) / 2 * (1 + cos(pi * step / total)): m0 at step 0, 1
+        at the end."""
         if not self.total_iters:
             raise RuntimeError('CosineMomentumEMA.total_iters is not set')
         return 1.0 - (1.0 - self.momentum_start) / 2 * (
@@ -58,7 +61,8 @@ class CosineMomentumEMA(BaseAveragedModel):
 
     @torch.no_grad()
     def update_parameters(self, model: nn.Module) -> None:
-        """Average every step from the first (MMEngine copies the source at step 0 instead)."""
+        """Average every step from the first (MMEngine copies the source at
+        step 0 instead)."""
         source = model.state_dict() if self.update_buffers else dict(
             model.named_parameters())
         if self.steps % self.interval == 0:
@@ -66,7 +70,8 @@ class CosineMomentumEMA(BaseAveragedModel):
                 src = source[key].data.to(avg.device)
                 if avg.dtype.is_floating_point:
                     self.avg_func(avg.data, src, int(self.steps))
-                else:  # counters such as num_batches_tracked follow the live model
+                # counters such as num_batches_tracked follow the live model
+                else:
                     avg.data.copy_(src)
         if not self.update_buffers:
             for b_avg, b_src in zip(self.module.buffers(), model.buffers()):
@@ -84,13 +89,14 @@ class CosineMomentumEMA(BaseAveragedModel):
 class GTPTEMAHook(EMAHook):
     """``EMAHook`` with ``CosineMomentumEMA`` over the whole schedule.
 
-    Validation, testing and saved checkpoints use the EMA weights (MMEngine's ``EMAHook`` swaps
-    them in). Resuming restores the EMA state saved in the checkpoint.
+    Validation, testing and saved checkpoints use the EMA weights (MMEngine's
+    ``EMAHook`` swaps them in). Resuming restores the EMA state saved in the
+    checkpoint.
 
     Args:
         momentum_start (float): Initial EMA decay (0.996).
-        total_iters (int, optional): Schedule length; defaults to the runner's ``max_iters``.
-        **kwargs: Passed to ``EMAHook``.
+        total_iters (int, optional): Schedule length; defaults to the runner's
+        ``max_iters``. **kwargs: Passed to ``EMAHook``.
     """
 
     def __init__(self,
@@ -117,5 +123,6 @@ class GTPTEMAHook(EMAHook):
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
-        if not self._ema_resumed:  # the EMA starts from the initialised (or stage-1) model
+        # the EMA starts from the initialised (or stage-1) model
+        if not self._ema_resumed:
             self.ema_model.sync_from(self.src_model)

@@ -1,4 +1,5 @@
-"""Stop training at the first NaN/Inf input or loss, before anything poisoned is saved."""
+"""Stop training at the first NaN/Inf input or loss, before anything poisoned
+is saved."""
 from typing import Optional, Sequence
 
 import torch
@@ -17,13 +18,15 @@ def _first_non_finite(tensors: Sequence) -> Optional[int]:
 
 @HOOKS.register_module()
 class NonFiniteCheckHook(Hook):
-    """Raise ``FloatingPointError`` naming the iteration and the culprit when an input image, a
-    training target or a loss term is NaN or Inf.
+    """Raise ``FloatingPointError`` naming the iteration and the culprit when
+    an input image, a training target or a loss term is NaN or Inf.
 
-    Runs first in ``after_train_iter``, so the EMA, the logger and ``CheckpointHook`` never see the
-    step: the run stops without writing a checkpoint (the last one on disk is still clean; resume
-    from it after fixing the cause). MMEngine's ``CheckInvalidLossHook`` only asserts on the summed
-    loss every ``interval`` iterations, after checkpoints of the same iteration may be written.
+    Runs first in ``after_train_iter``, so the EMA, the logger and
+    ``CheckpointHook`` never see the step: the run stops without writing a
+    checkpoint (the last one on disk is still clean; resume from it after
+    fixing the cause). MMEngine's ``CheckInvalidLossHook`` only asserts on the
+    summed loss every ``interval`` iterations, after checkpoints of the same
+    iteration may be written.
     """
 
     priority = 'VERY_HIGH'
@@ -42,9 +45,10 @@ class NonFiniteCheckHook(Hook):
         bad = _first_non_finite(inputs)
         if bad is not None:
             raise FloatingPointError(
-                f'{self._where(runner)}: input image {self._name(samples, bad)} has NaN/Inf '
-                'pixel values; training stopped before this step, no checkpoint written'
-            )
+                f'{self._where(runner)}: input image '
+                f'{self._name(samples, bad)} has NaN/Inf '
+                'pixel values; training stopped before this step, no '
+                'checkpoint written')
         for field in self.TARGETS:
             values = [
                 getattr(s.gt_instance_labels, field, None)
@@ -53,9 +57,10 @@ class NonFiniteCheckHook(Hook):
             bad = _first_non_finite(values)
             if bad is not None:
                 raise FloatingPointError(
-                    f'{self._where(runner)}: training target {field} of {self._name(samples, bad)} '
-                    'has NaN/Inf values; training stopped before this step, no checkpoint written'
-                )
+                    f'{self._where(runner)}: training target {field} of '
+                    f'{self._name(samples, bad)} '
+                    'has NaN/Inf values; training stopped before this step, '
+                    'no checkpoint written')
 
     def after_train_iter(self,
                          runner,
@@ -74,7 +79,8 @@ class NonFiniteCheckHook(Hook):
         shown = ', '.join(f'{k}={values[k].float().mean().item():.4g}'
                           for k in values)
         raise FloatingPointError(
-            f'{self._where(runner)}: loss term {", ".join(terms)} is NaN/Inf ({shown}); '
+            f'{self._where(runner)}: loss term {", ".join(terms)} is NaN/Inf '
+            f'({shown}); '
             'training stopped, no checkpoint written for this iteration')
 
     @staticmethod
@@ -85,4 +91,5 @@ class NonFiniteCheckHook(Hook):
     def _name(samples: Sequence, index: int) -> str:
         path = samples[index].metainfo.get('img_path') if index < len(
             samples) else None
-        return f'#{index} of the batch ({path})' if path else f'#{index} of the batch'
+        where = f'#{index} of the batch'
+        return f'{where} ({path})' if path else where

@@ -23,21 +23,25 @@ _PARTS = (('body', 'keypoints_body', slice(0, 17)), ('foot', 'keypoints_foot',
 
 @METRICS.register_module()
 class WholeBodyPartMetric(CocoWholeBodyMetric):
-    """``CocoWholeBodyMetric`` with the authors' evaluation settings that returns body, foot, face,
-    left/right hand, hand (mean of the two) and whole-body AP/AR.
+    """``CocoWholeBodyMetric`` with the authors' evaluation settings that
+    returns body, foot, face, left/right hand, hand (mean of the two) and
+    whole-body AP/AR.
 
-    Keys (under the ``coco-wholebody`` prefix): ``AP``, ``AR`` ... for the whole body, as MMPose
-    logs them, and ``body/AP``, ``foot/AP``, ``face/AP``, ``hand/AP``, ``lefthand/AP``, ... for
-    the parts, so ``save_best`` can use any of them.
+    Keys (under the ``coco-wholebody`` prefix): ``AP``, ``AR`` ... for the
+    whole body, as MMPose logs them, and ``body/AP``, ``foot/AP``, ``face/AP``,
+    ``hand/AP``, ``lefthand/AP``, ... for the parts, so ``save_best`` can use
+    any of them.
 
-    An ``ann_file`` that is not COCO-WholeBody (e.g. a COCO body file, or not COCO-style at all)
-    is refused when the metric is built, with a ValueError naming it; MMPose's metric accepts a
-    COCO body file and fails with ``KeyError: 'foot_kpts'`` only when the first validation ends.
+    An ``ann_file`` that is not COCO-WholeBody (e.g. a COCO body file, or not
+    COCO-style at all) is refused when the metric is built, with a ValueError
+    naming it; MMPose's metric accepts a COCO body file and fails with
+    ``KeyError: 'foot_kpts'`` only when the first validation ends.
 
     Args:
-        ann_file (str, optional): COCO-WholeBody ground truth; without it MMPose takes the
-            ground truth from the data set.
-        keypoint_score_thr (float): Keypoints above it count for the instance score (0.01).
+        ann_file (str, optional): COCO-WholeBody ground truth; without it
+            MMPose takes the ground truth from the data set.
+        keypoint_score_thr (float): Keypoints above it count for the instance
+            score (0.01).
         nms_thr (float): OKS-NMS threshold (0.9).
         **kwargs: Passed to ``CocoWholeBodyMetric``.
     """
@@ -49,7 +53,8 @@ class WholeBodyPartMetric(CocoWholeBodyMetric):
                  **kwargs) -> None:
         kwargs.setdefault('score_mode', 'bbox_keypoint')
         kwargs.setdefault('nms_mode', 'oks_nms')
-        # the file is loaded here, not by MMPose, so that every problem with it names it
+        # the file is loaded here, not by MMPose, so that every problem with it
+        # names it
         super().__init__(
             ann_file=None,
             keypoint_score_thr=keypoint_score_thr,
@@ -57,7 +62,8 @@ class WholeBodyPartMetric(CocoWholeBodyMetric):
             **kwargs)
         self.ann_file = ann_file
         if ann_file is not None:
-            need_annotations = not self.format_only  # an image-info file is enough to format results
+            # an image-info file is enough to format results
+            need_annotations = not self.format_only
             with get_local_path(ann_file) as local_path:
                 self.coco = load_coco(
                     local_path,

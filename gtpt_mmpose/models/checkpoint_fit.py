@@ -1,9 +1,11 @@
-"""Refuse a checkpoint of another GTPT variant or keypoint count when it is loaded.
+"""Refuse a checkpoint of another GTPT variant or keypoint count when it is
+loaded.
 
-MMEngine's ``load_checkpoint`` (behind ``init_model``, ``load_from`` and ``MMPoseInferencer``)
-loads non-strictly and only logs missing keys and shape mismatches, so a GTPT-T checkpoint in a
-GTPT-S model, or a body (17-keypoint) checkpoint in a whole-body model, would run with random
-weights where they differ. The modules of this package check their own weights before loading.
+MMEngine's ``load_checkpoint`` (behind ``init_model``, ``load_from`` and
+``MMPoseInferencer``) loads non-strictly and only logs missing keys and shape
+mismatches, so a GTPT-T checkpoint in a GTPT-S model, or a body (17-keypoint)
+checkpoint in a whole-body model, would run with random weights where they
+differ. The modules of this package check their own weights before loading.
 """
 from typing import List
 
@@ -15,7 +17,8 @@ class CheckpointMismatchError(ValueError):
 
 
 def describe_gtpt_weights(state_dict: dict) -> str:
-    """What the GTPT backbone weights in ``state_dict`` are: keypoints, width and stem."""
+    """What the GTPT backbone weights in ``state_dict`` are: keypoints, width
+    and stem."""
     human = next((k for k in state_dict if k.endswith('human_token')), None)
     if human is None:
         return 'no GTPT backbone weights'
@@ -30,14 +33,17 @@ def describe_gtpt_weights(state_dict: dict) -> str:
 
 def check_weights_fit(module: nn.Module, state_dict: dict, prefix: str,
                       what: str) -> None:
-    """Raise ``CheckpointMismatchError`` unless the keys of ``state_dict`` under ``prefix`` are
-    exactly ``module``'s persistent weights, with the module's shapes.
+    """Raise ``CheckpointMismatchError`` unless the keys of ``state_dict``
+    under ``prefix`` are exactly ``module``'s persistent weights, with the
+    module's shapes.
 
     Args:
         module (nn.Module): The module about to load.
         state_dict (dict): The whole state dict being loaded.
-        prefix (str): ``module``'s key prefix in ``state_dict`` (e.g. ``'backbone.'``).
-        what (str): The model, for the message (e.g. ``"GTPT(arch='s', num_keypoints=133)"``).
+        prefix (str): ``module``'s key prefix in ``state_dict`` (e.g.
+            ``'backbone.'``).
+        what (str): The model, for the message (e.g. ``"GTPT(arch='s',
+            num_keypoints=133)"``).
     """
     own = module.state_dict()
     missing = [
@@ -47,26 +53,28 @@ def check_weights_fit(module: nn.Module, state_dict: dict, prefix: str,
         key for key in state_dict
         if key.startswith(prefix) and key[len(prefix):] not in own
     ]
-    found = f'(checkpoint: {describe_gtpt_weights(state_dict)}); is it a checkpoint of another variant or keypoint count?'
+    found = (f'(checkpoint: {describe_gtpt_weights(state_dict)}); is it a '
+             'checkpoint of another variant or keypoint count?')
     for name, value in own.items():
         key = prefix + name
         if key in state_dict and tuple(state_dict[key].shape) != tuple(
                 value.shape):
             raise CheckpointMismatchError(
                 f'checkpoint does not fit {what}: {key} has shape '
-                f'{tuple(state_dict[key].shape)}, the model expects {tuple(value.shape)} {found}'
-            )
+                f'{tuple(state_dict[key].shape)}, the model expects '
+                f'{tuple(value.shape)} {found}')
     if missing:
-        hint = (
-            ' (a body checkpoint starts a whole-body training run as its stage1_checkpoint)'
-            if any(k.endswith('dense_keypoint_token')
-                   for k in missing) else '')
+        hint = (' (a body checkpoint starts a whole-body training run as its '
+                'stage1_checkpoint)' if any(
+                    k.endswith('dense_keypoint_token')
+                    for k in missing) else '')
         raise CheckpointMismatchError(
-            f'checkpoint does not fit {what}: it lacks {_some(missing)} {found}{hint}'
-        )
+            f'checkpoint does not fit {what}: it lacks {_some(missing)} '
+            f'{found}{hint}')
     if extra:
         raise CheckpointMismatchError(
-            f'checkpoint does not fit {what}: it has {_some(extra)}, which the model '
+            f'checkpoint does not fit {what}: it has {_some(extra)}, which '
+            'the model '
             f'lacks {found}')
 
 
@@ -76,7 +84,8 @@ def _some(keys: List[str]) -> str:
 
 
 def refuse_unfit_checkpoints(module: nn.Module, what: str) -> None:
-    """Make every ``load_state_dict`` that reaches ``module`` check the fit first."""
+    """Make every ``load_state_dict`` that reaches ``module`` check the fit
+    first."""
 
     def hook(mod, state_dict, prefix, *_) -> None:
         check_weights_fit(mod, state_dict, prefix, what)

@@ -1,12 +1,15 @@
-"""Fixes for MMPose 1.3.2 on the verified stack (numpy 2.4), applied on ``import gtpt_mmpose``."""
+"""Fixes for MMPose 1.3.2 on the verified stack (numpy 2.4), applied on
+``import gtpt_mmpose``."""
 import functools
 
 import numpy as np
 
 
 def patch_opencv_draw_circles() -> None:
-    """MMPose's OpenCV visualiser calls ``int(radius)`` on a one-element array, which numpy 2.4
-    refuses (``only 0-dimensional arrays can be converted``): every keypoint drawing crashed."""
+    """MMPose's OpenCV visualiser calls ``int(radius)`` on a one-element array,
+    which numpy 2.4
+    refuses (``only 0-dimensional arrays can be converted``): every keypoint
+        drawing crashed."""
     from mmpose.visualization.opencv_backend_visualizer import \
         OpencvBackendVisualizer
 

@@ -1,11 +1,13 @@
-"""Find this package's configs in a source checkout or in an installed package (``.mim``)."""
+"""Find this package's configs in a source checkout or in an installed package
+(``.mim``)."""
 import os.path as osp
 
 _PKG = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def config_dir() -> str:
-    """The ``configs`` folder: ``gtpt_mmpose/.mim/configs`` when installed, else the repo's."""
+    """The ``configs`` folder: ``gtpt_mmpose/.mim/configs`` when installed,
+    else the repo's."""
     for path in (osp.join(_PKG, '.mim',
                           'configs'), osp.join(osp.dirname(_PKG), 'configs')):
         if osp.isdir(path):
@@ -14,7 +16,8 @@ def config_dir() -> str:
 
 
 def config_path(name: str) -> str:
-    """Path of a config given as a path, a file name or a name without ``.py``."""
+    """Path of a config given as a path, a file name or a name without ``.py``.
+    """
     if osp.isfile(name):
         return name
     base = name if name.endswith('.py') else name + '.py'

@@ -1,4 +1,5 @@
-"""Run MMPose's own ``tools/train.py`` / ``tools/test.py`` with this package loaded."""
+"""Run MMPose's own ``tools/train.py`` / ``tools/test.py`` with this package
+loaded."""
 import os.path as osp
 import runpy
 import sys
@@ -23,8 +24,9 @@ def _launcher(argv: List[str]) -> str:
 
 
 def cpu_distributed_args(argv: List[str]) -> List[str]:
-    """For a distributed launch without CUDA: start the gloo process group here and return the
-    extra config options that keep DDP off ``device_ids`` (environment.md, item 2)."""
+    """For a distributed launch without CUDA: start the gloo process group here
+    and return the extra config options that keep DDP off ``device_ids``
+    (environment.md, item 2)."""
     import torch
     import torch.distributed as dist
 
@@ -33,7 +35,8 @@ def cpu_distributed_args(argv: List[str]) -> List[str]:
         return []
     if _launcher(argv) != 'pytorch':
         raise SystemExit(
-            f'--launcher {_launcher(argv)} is not supported on a machine without CUDA; '
+            f'--launcher {_launcher(argv)} is not supported on a machine '
+            'without CUDA; '
             'use --launcher pytorch (torchrun)')
     dist.init_process_group(backend='gloo')
     return [

@@ -1,9 +1,11 @@
-"""Load MMEngine checkpoints under ``torch.load(weights_only=True)`` (torch >= 2.6).
+"""Load MMEngine checkpoints under ``torch.load(weights_only=True)`` (torch >=
+2.6).
 
-MMEngine 0.10.7 calls ``torch.load`` without ``weights_only``, so torch's safe unpickler refuses
-the non-tensor objects an MMEngine runner writes (message hub history, numpy scalars, ...). We
-allow exactly those types, and nothing that can run code: the only allowed ``getattr`` is one that
-returns the named statistics methods of ``HistoryBuffer`` (how its class table is pickled).
+MMEngine 0.10.7 calls ``torch.load`` without ``weights_only``, so torch's safe
+unpickler refuses the non-tensor objects an MMEngine runner writes (message hub
+history, numpy scalars, ...). We allow exactly those types, and nothing that
+can run code: the only allowed ``getattr`` is one that returns the named
+statistics methods of ``HistoryBuffer`` (how its class table is pickled).
 """
 import collections
 from typing import Any
@@ -20,12 +22,14 @@ class UnsafeCheckpointError(RuntimeError):
 
 
 def restricted_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` for unpickling: only ``HistoryBuffer.<statistics method>``."""
+    """``getattr`` for unpickling: only ``HistoryBuffer.<statistics method>``.
+    """
     from mmengine.logging.history_buffer import HistoryBuffer
     if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
         return getattr(obj, name)
     raise UnsafeCheckpointError(
-        f'refusing to load a checkpoint that asks for getattr({obj!r}, {name!r}); '
+        f'refusing to load a checkpoint that asks for getattr({obj!r}, '
+        f'{name!r}); '
         'only HistoryBuffer statistics methods are allowed')
 
 
@@ -47,7 +51,8 @@ def _numpy_globals() -> list:
 
 
 def allow_mmengine_checkpoints() -> None:
-    """Register the types of MMEngine runner checkpoints as safe for ``weights_only`` loading."""
+    """Register the types of MMEngine runner checkpoints as safe for
+    ``weights_only`` loading."""
     import codecs
 
     from mmengine.logging.history_buffer import HistoryBuffer
@@ -58,7 +63,8 @@ def allow_mmengine_checkpoints() -> None:
 
 
 def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
-    """``torch.load`` with ``weights_only=True`` and a clear error for unsafe or broken files."""
+    """``torch.load`` with ``weights_only=True`` and a clear error for unsafe
+    or broken files."""
     allow_mmengine_checkpoints()
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
@@ -66,12 +72,15 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
         raise
     except UnsafeCheckpointError:
         raise
-    except Exception as exc:  # pickle.UnpicklingError, RuntimeError from a truncated zip, ...
+    # pickle.UnpicklingError, RuntimeError from a truncated zip, ...
+    except Exception as exc:
         if 'Weights only load failed' in str(
                 exc) or 'Unsupported global' in str(exc):
             raise UnsafeCheckpointError(
-                f'{path} holds objects that are not plain data (tensors, numbers, strings, '
-                'containers) and was not loaded; nothing in it was executed. Details: '
+                f'{path} holds objects that are not plain data (tensors, '
+                'numbers, strings, '
+                'containers) and was not loaded; nothing in it was executed. '
+                'Details: '
                 f'{str(exc).splitlines()[-1] if str(exc) else exc!r}'
             ) from None
         raise RuntimeError(

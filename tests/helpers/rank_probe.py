@@ -1,9 +1,8 @@
-"""A hook for the distributed test: each rank records its loss, the loss averaged over ranks, and
-a checksum of its weights after every iteration."""
+"""A hook for the distributed test: each rank records its loss, the loss
+averaged over ranks, and a checksum of its weights after every iteration."""
 import json
 import os.path as osp
 
-import torch
 import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmpose.registry import HOOKS
