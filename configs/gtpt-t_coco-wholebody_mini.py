@@ -6,6 +6,7 @@
 _base_ = ['./gtpt-t_coco-wholebody.py']
 
 data_root = '{{$GTPT_DATA_ROOT:demo/data/coco-wholebody-mini/}}'
+stage1_work_dir = 'work_dirs/gtpt-t_coco_mini'
 max_epochs = 100
 train_cfg = dict(max_epochs=max_epochs, val_interval=25)
 model = dict(test_cfg=dict(

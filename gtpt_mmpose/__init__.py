@@ -1,15 +1,14 @@
 """GTPT for MMPose.
 
 Importing this package registers its modules into MMPose's registries and
-makes MMEngine checkpoints load under ``torch.load(weights_only=True)``; it
-also mends MMPose's keypoint drawing under numpy 2.4 (``utils/compat.py``).
+applies the fixes of :mod:`gtpt_mmpose.compat` (checkpoints read under
+``torch.load(weights_only=True)`` with clear errors, GTPT checkpoints checked
+where they are loaded, MMPose's keypoint drawing under numpy 2).
 """
 from . import datasets, engine, evaluation, models  # noqa: F401 (registries)
-from .utils.compat import patch_opencv_draw_circles
-from .utils.safe_checkpoint import allow_mmengine_checkpoints
+from .compat import apply_import_fixes
 from .version import __version__
 
-allow_mmengine_checkpoints()
-patch_opencv_draw_circles()
+apply_import_fixes()
 
-__all__ = ['__version__', 'allow_mmengine_checkpoints']
+__all__ = ['__version__']

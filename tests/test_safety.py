@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import REPO, config_file, python_env
 
+from gtpt_mmpose.compat import restricted_getattr
 from gtpt_mmpose.utils.safe_checkpoint import (UnsafeCheckpointError,
-                                               load_checkpoint_file,
-                                               restricted_getattr)
+                                               load_checkpoint_file)
 
 
 class _Payload:

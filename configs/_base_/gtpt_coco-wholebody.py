@@ -1,6 +1,6 @@
 # COCO-WholeBody (133 keypoints), stage 2 of the curriculum: starts from a
-# stage-1 COCO model's EMA weights (set `stage1_checkpoint`, or
-# `from_scratch=True` to train without them).
+# stage-1 COCO model's EMA weights, `stage1_checkpoint` if set, else the best
+# checkpoint in `stage1_work_dir` (`from_scratch=True` trains without them).
 _base_ = ['./gtpt_coco.py']
 
 # refuses a non-whole-body annotation file
@@ -9,6 +9,7 @@ dataset_type = 'CheckedCocoWholeBodyDataset'
 data_root = '{{$GTPT_DATA_ROOT:data/coco/}}'
 num_keypoints = 133
 stage1_checkpoint = None
+stage1_work_dir = None  # set by each variant
 from_scratch = False
 
 model = dict(

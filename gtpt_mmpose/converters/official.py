@@ -6,6 +6,7 @@ from typing import Dict, Mapping, Tuple
 
 import torch
 
+from ..utils.checkpoint_fit import gtpt_variant
 from ..utils.safe_checkpoint import load_checkpoint_file
 
 _BLOCK = {'layers': 'coarse_blocks', 'group_layers': 'group_blocks'}
@@ -118,20 +119,18 @@ def convert_official_state_dict(state: Mapping[str, torch.Tensor]
 
 
 def detect_variant(state: Mapping[str, torch.Tensor]) -> Tuple[str, int]:
-    """(arch, num_keypoints) of a converted state dict, from its keys and
-    shapes."""
-    if 'backbone.human_token' not in state:
+    """Read the variant of a converted state dict from its keys and shapes.
+
+    Args:
+        state (Mapping[str, Tensor]): ``backbone.*`` / ``head.*`` weights.
+
+    Returns:
+        tuple: ``(arch, num_keypoints)``, e.g. ``('s', 133)``.
+    """
+    variant = gtpt_variant(dict(state), prefix='backbone.')
+    if variant is None:
         raise ValueError(
             'not a GTPT state dict: backbone.human_token is missing')
-    if any(k.startswith('backbone.stem.down_layer1.') for k in state):
-        arch = 'b'
-    else:
-        arch = {
-            128: 't',
-            192: 's'
-        }.get(state['backbone.human_token'].shape[-1])
-        if arch is None:
-            raise ValueError(
-                f'unknown GTPT width {state["backbone.human_token"].shape[-1]}'
-            )
-    return arch, 133 if 'backbone.part_token' in state else 17
+    if variant.arch is None:
+        raise ValueError(f'unknown GTPT width {variant.embed_dims}')
+    return variant.arch, variant.num_keypoints

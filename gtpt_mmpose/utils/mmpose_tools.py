@@ -1,12 +1,18 @@
 """Run MMPose's own ``tools/train.py`` / ``tools/test.py`` with this package
-loaded."""
+loaded, after the checks of :mod:`gtpt_mmpose.utils.run_checks`."""
+import argparse
 import os.path as osp
 import runpy
 import sys
 from typing import List
 
+from mmengine.config import Config, DictAction
+
+from .run_checks import RunSetupError, check_data_paths
+
 
 def mmpose_tool(name: str) -> str:
+    """Path of MMPose's installed ``tools/<name>``."""
     import mmpose
     path = osp.join(osp.dirname(mmpose.__file__), '.mim', 'tools', name)
     if not osp.isfile(path):
@@ -14,41 +20,59 @@ def mmpose_tool(name: str) -> str:
     return path
 
 
-def _launcher(argv: List[str]) -> str:
-    for i, arg in enumerate(argv):
-        if arg == '--launcher' and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith('--launcher='):
-            return arg.split('=', 1)[1]
-    return 'none'
+def preflight(name: str, argv: List[str]) -> None:
+    """Check data and, for stage 2, the stage-1 model before a run starts.
 
+    Args:
+        name (str): ``'train.py'`` or ``'test.py'``.
+        argv (List[str]): The tool's arguments (as MMPose's tool reads them).
 
-def cpu_distributed_args(argv: List[str]) -> List[str]:
-    """For a distributed launch without CUDA: start the gloo process group here
-    and return the extra config options that keep DDP off ``device_ids``
-    (environment.md, item 2)."""
-    import torch
-    import torch.distributed as dist
-
-    if _launcher(argv) == 'none' or torch.cuda.is_available(
-    ) or dist.is_initialized():
-        return []
-    if _launcher(argv) != 'pytorch':
-        raise SystemExit(
-            f'--launcher {_launcher(argv)} is not supported on a machine '
-            'without CUDA; '
-            'use --launcher pytorch (torchrun)')
-    dist.init_process_group(backend='gloo')
-    return [
-        '--cfg-options', 'model_wrapper_cfg.type=MMDistributedDataParallel',
-        'model_wrapper_cfg.device_ids=None', 'env_cfg.dist_cfg.backend=gloo'
-    ]
+    Raises:
+        RunSetupError: The run cannot start; the message says why.
+    """
+    from ..engine.curriculum import stage1_checkpoint_for
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('config', nargs='?')
+    parser.add_argument('--resume', nargs='?', const='auto')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args, _ = parser.parse_known_args(argv)
+    if not args.config or not osp.isfile(args.config):
+        return  # --help, or MMPose's tool says what is missing
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if name == 'test.py':
+        check_data_paths(cfg, ['test'])
+        return
+    check_data_paths(cfg,
+                     ['train', 'val'] if cfg.get('val_cfg') else ['train'])
+    hooks = [h.get('type') for h in cfg.get('custom_hooks') or []]
+    if ('CurriculumInitHook' in hooks and not args.resume
+            and not cfg.get('load_from')):
+        stage1_checkpoint_for(cfg)
 
 
 def run_mmpose_tool(name: str, argv: List[str]) -> int:
-    import gtpt_mmpose  # noqa: F401  (registries, safe checkpoint loading)
+    """Run MMPose's ``tools/<name>`` as ``__main__`` with ``argv``.
 
-    extra = cpu_distributed_args(argv) if name == 'train.py' else []
-    sys.argv = [mmpose_tool(name)] + list(argv) + extra
-    runpy.run_path(sys.argv[0], run_name='__main__')
+    A :class:`RunSetupError`, from the checks here or from a hook during the
+    run, ends the process with its one-line message instead of a traceback.
+
+    Args:
+        name (str): ``'train.py'`` or ``'test.py'``.
+        argv (List[str]): Its arguments.
+
+    Returns:
+        int: 0 when the tool returns.
+    """
+    import gtpt_mmpose  # noqa: F401 (registries, compat fixes)
+    from gtpt_mmpose.compat import start_cpu_process_group
+
+    try:
+        preflight(name, argv)
+        extra = start_cpu_process_group(argv) if name == 'train.py' else []
+        sys.argv = [mmpose_tool(name)] + list(argv) + extra
+        runpy.run_path(sys.argv[0], run_name='__main__')
+    except RunSetupError as exc:
+        raise SystemExit(f'gtpt_mmpose: {exc}') from None
     return 0

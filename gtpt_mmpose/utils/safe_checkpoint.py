@@ -1,87 +1,172 @@
-"""Load MMEngine checkpoints under ``torch.load(weights_only=True)`` (torch >=
-2.6).
+"""Read and write checkpoint files safely.
 
-MMEngine 0.10.7 calls ``torch.load`` without ``weights_only``, so torch's safe
-unpickler refuses the non-tensor objects an MMEngine runner writes (message hub
-history, numpy scalars, ...). We allow exactly those types, and nothing that
-can run code: the only allowed ``getattr`` is one that returns the named
-statistics methods of ``HistoryBuffer`` (how its class table is pickled).
+Reading always goes through ``torch.load(weights_only=True)``: only tensors,
+numbers, strings, containers and the few MMEngine types that
+:mod:`gtpt_mmpose.compat` allows are unpickled, never code. A file that cannot
+be read gives one error that names it and says what is wrong with it.
+
+Writing is atomic: a temporary file in the same folder, flushed and fsynced,
+then renamed over the target, so a crash or a full disk never leaves a
+half-written file under the target's name.
 """
-import collections
+import io
+import os
+import os.path as osp
+import pickle
+import tempfile
+import zipfile
 from typing import Any
 
-import numpy as np
 import torch
-from torch.serialization import add_safe_globals
 
-_HISTORY_BUFFER_METHODS = frozenset({'min', 'max', 'mean', 'current'})
+# the first bytes of torch's zip format and of its legacy pickle format
+ZIP_MAGIC = b'PK\x03\x04'
+PICKLE_PROTOCOL_2 = b'\x80\x02'
+# suffix of the temporary file of a save in progress (removed if it fails)
+PARTIAL_SUFFIX = '.partial'
 
 
-class UnsafeCheckpointError(RuntimeError):
+class CheckpointFileError(RuntimeError):
+    """A checkpoint file cannot be read; the message names it and the
+    problem."""
+
+
+class UnsafeCheckpointError(CheckpointFileError):
     """A checkpoint asks for something that is not plain data."""
 
 
-def restricted_getattr(obj: Any, name: str) -> Any:
-    """``getattr`` for unpickling: only ``HistoryBuffer.<statistics method>``.
+class CheckpointSaveError(OSError):
+    """A file could not be written; nothing under its name was replaced."""
+
+
+def describe_unreadable(path: str, exc: BaseException) -> str:
+    """Say what is wrong with a file ``torch.load`` failed on.
+
+    Args:
+        path (str): The file.
+        exc (BaseException): What ``torch.load`` raised.
+
+    Returns:
+        str: One line naming the file and its problem.
     """
-    from mmengine.logging.history_buffer import HistoryBuffer
-    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
-        return getattr(obj, name)
-    raise UnsafeCheckpointError(
-        f'refusing to load a checkpoint that asks for getattr({obj!r}, '
-        f'{name!r}); '
-        'only HistoryBuffer statistics methods are allowed')
-
-
-def _numpy_globals() -> list:
-    core = np._core if hasattr(np, '_core') else np.core  # numpy 2 moved it
-    names = [
-        (core.multiarray._reconstruct, 'numpy._core.multiarray._reconstruct'),
-        (core.multiarray.scalar, 'numpy._core.multiarray.scalar'),
-        # checkpoints written under numpy 1.x name the old module
-        (core.multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
-        (core.multiarray.scalar, 'numpy.core.multiarray.scalar')
-    ]
-    dtype_classes = [
-        type(np.dtype(t)) for t in np.typecodes['All'] if t not in 'Mm'
-    ]
-    dtype_classes += [type(np.dtype('M8[s]')), type(np.dtype('m8[s]'))]
-    return names + [np.ndarray, np.dtype] + sorted(
-        set(dtype_classes), key=lambda c: c.__name__)
-
-
-def allow_mmengine_checkpoints() -> None:
-    """Register the types of MMEngine runner checkpoints as safe for
-    ``weights_only`` loading."""
-    import codecs
-
-    from mmengine.logging.history_buffer import HistoryBuffer
-    add_safe_globals(_numpy_globals() + [
-        collections.OrderedDict, collections.Counter, collections.defaultdict,
-        HistoryBuffer, codecs.encode, (restricted_getattr, 'builtins.getattr')
-    ])
+    size = osp.getsize(path)
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if head == ZIP_MAGIC and not zipfile.is_zipfile(path):
+        what = ('is truncated: a zip archive without its end, as a save '
+                'that was interrupted or a partial copy leaves it')
+    elif head == ZIP_MAGIC:
+        what = f'is a damaged checkpoint archive ({detail})'
+    elif head[:2] == PICKLE_PROTOCOL_2:
+        what = f'is a damaged or truncated checkpoint ({detail})'
+    else:
+        what = f'is not a PyTorch checkpoint (it starts with {head!r})'
+    return f'checkpoint file {path} ({size} bytes) {what}'
 
 
 def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
-    """``torch.load`` with ``weights_only=True`` and a clear error for unsafe
-    or broken files."""
-    allow_mmengine_checkpoints()
+    """``torch.load(path, weights_only=True)`` with one clear error.
+
+    Args:
+        path (str): A local checkpoint file (``~`` is expanded).
+        map_location (Any): As for ``torch.load``.
+
+    Returns:
+        Any: The loaded object (a dict for MMEngine checkpoints).
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        UnsafeCheckpointError: It holds objects that are not plain data;
+            nothing in it was executed.
+        CheckpointFileError: It is a folder, empty, truncated, damaged or not
+            a checkpoint.
+    """
+    path = osp.expanduser(path)
+    if not osp.exists(path):
+        raise FileNotFoundError(f'checkpoint file {path} does not exist')
+    if osp.isdir(path):
+        raise CheckpointFileError(f'{path} is a folder, not a checkpoint file')
+    if osp.getsize(path) == 0:
+        raise CheckpointFileError(
+            f'checkpoint file {path} is empty (0 bytes), as a save that was '
+            'interrupted leaves it; use an earlier checkpoint')
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except UnsafeCheckpointError:
-        raise
-    # pickle.UnpicklingError, RuntimeError from a truncated zip, ...
+    except UnsafeCheckpointError as exc:  # from the allowed getattr
+        raise UnsafeCheckpointError(f'checkpoint file {path}: {exc}') from None
+    except pickle.UnpicklingError as exc:
+        if 'Weights only load failed' not in str(exc):
+            raise CheckpointFileError(describe_unreadable(path, exc)) from None
+        last = str(exc).strip().splitlines()[-1]
+        raise UnsafeCheckpointError(
+            f'checkpoint file {path} holds objects that are not plain data '
+            '(tensors, numbers, strings, containers) and was not loaded; '
+            f'nothing in it was executed. Details: {last}') from None
+    # torch.load reports a broken file as RuntimeError, EOFError, ValueError,
+    # zipfile or OS errors depending on where it breaks
     except Exception as exc:
-        if 'Weights only load failed' in str(
-                exc) or 'Unsupported global' in str(exc):
-            raise UnsafeCheckpointError(
-                f'{path} holds objects that are not plain data (tensors, '
-                'numbers, strings, '
-                'containers) and was not loaded; nothing in it was executed. '
-                'Details: '
-                f'{str(exc).splitlines()[-1] if str(exc) else exc!r}'
-            ) from None
-        raise RuntimeError(
-            f'{path} is not a readable PyTorch checkpoint: {exc}') from exc
+        raise CheckpointFileError(describe_unreadable(path, exc)) from None
+
+
+def load_from_local_safely(filename: str, map_location: Any = None) -> Any:
+    """MMEngine's loader for local paths (``CheckpointLoader``, prefix ``''``).
+
+    Args:
+        filename (str): The checkpoint file.
+        map_location (Any): As for ``torch.load``.
+
+    Returns:
+        Any: The loaded checkpoint.
+    """
+    return load_checkpoint_file(filename, map_location=map_location)
+
+
+def write_file_atomically(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` is never half-written.
+
+    The bytes go to a temporary file in the same folder, which is flushed,
+    fsynced and renamed over ``path``; then the folder is fsynced so that the
+    rename survives a power cut.
+
+    Args:
+        path (str): The file to write.
+        data (bytes): Its content.
+
+    Raises:
+        CheckpointSaveError: Writing failed (e.g. no space left on the
+            device); ``path`` is unchanged and no temporary file is left.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=folder, prefix=osp.basename(path) + '.', suffix=PARTIAL_SUFFIX)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise CheckpointSaveError(
+            exc.errno, f'could not save {path}: {exc.strerror or exc}; '
+            'nothing under that name was replaced') from None
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_checkpoint_file(checkpoint: Any, path: str) -> None:
+    """``torch.save(checkpoint, path)``, atomically.
+
+    Args:
+        checkpoint (Any): What to save.
+        path (str): The file to write.
+    """
+    with io.BytesIO() as buffer:
+        torch.save(checkpoint, buffer)
+        write_file_atomically(path, buffer.getvalue())
