@@ -4,6 +4,7 @@
 # augmentation or flip test, GT boxes, lr 2e-3 without decay, EMA decay 0.9 on
 # a cosine stretched over 10k iterations.
 _base_ = ['./gtpt-t_coco-wholebody.py']
+import os.path as osp  # noqa: E402 (data_root with or without its slash)
 
 data_root = '{{$GTPT_DATA_ROOT:demo/data/coco-wholebody-mini/}}'
 stage1_work_dir = 'work_dirs/gtpt-t_coco_mini'
@@ -22,6 +23,7 @@ custom_hooks = [
     dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
     dict(type='KeypointCountCheckHook'),
     dict(type='NonFiniteCheckHook'),
+    dict(type='BadSampleReportHook'),
 ]
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(interval=25, max_keep_ckpts=2))
@@ -37,13 +39,13 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+    dataset=dict(dataset=dict(data_root=data_root, pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
     dataset=dict(data_root=data_root, bbox_file=None))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root +
-                     'annotations/coco_wholebody_val_v1.0.json')
+val_evaluator = dict(
+    ann_file=osp.join(data_root, 'annotations/coco_wholebody_val_v1.0.json'))
 test_evaluator = val_evaluator

@@ -10,6 +10,7 @@
 #   short long before its last iteration;
 # * one batch holds the whole set; no worker processes.
 _base_ = ['./gtpt-t_coco.py']
+import os.path as osp  # noqa: E402 (data_root with or without its slash)
 
 data_root = '{{$GTPT_DATA_ROOT:demo/data/coco-wholebody-mini/}}'
 max_epochs = 180
@@ -26,6 +27,7 @@ custom_hooks = [
         priority='NORMAL'),
     dict(type='KeypointCountCheckHook'),
     dict(type='NonFiniteCheckHook'),
+    dict(type='BadSampleReportHook'),
 ]
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(interval=60, max_keep_ckpts=2))
@@ -41,13 +43,13 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+    dataset=dict(dataset=dict(data_root=data_root, pipeline=train_pipeline)))
 val_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
     dataset=dict(data_root=data_root, bbox_file=None))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root +
-                     'annotations/person_keypoints_val2017.json')
+val_evaluator = dict(
+    ann_file=osp.join(data_root, 'annotations/person_keypoints_val2017.json'))
 test_evaluator = val_evaluator

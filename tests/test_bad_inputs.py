@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import MINI_DATA, config_file
+from mini_runner import train_set
 
 NAME = 'gtpt-t_coco-wholebody'
 IMAGE = osp.join(MINI_DATA, 'val2017', '000000196141.jpg')
@@ -146,7 +147,7 @@ def test_the_training_pipeline_names_an_unreadable_image(problem, mini_copy):
     bad.write_bytes(b'' if problem == 'empty' else b'\x00' * 5000)
     cfg = Config.fromfile(config_file('gtpt-t_coco-wholebody_mini'))
     dataset = DATASETS.build(
-        dict(cfg.train_dataloader.dataset, data_root=str(mini_copy) + '/'))
+        dict(train_set(cfg), data_root=str(mini_copy) + '/'))
     assert type(dataset).__name__ == 'CheckedCocoWholeBodyDataset'
     broken = [
         i for i in range(len(dataset))
@@ -196,10 +197,7 @@ def test_the_wholebody_dataset_refuses_another_annotation_file(kind, tmp_path):
     cfg = Config.fromfile(config_file('gtpt-t_coco-wholebody_mini'))
     with pytest.raises(ValueError, match=message):
         DATASETS.build(
-            dict(
-                cfg.train_dataloader.dataset,
-                ann_file=path,
-                data_root=MINI_DATA + '/'))
+            dict(train_set(cfg), ann_file=path, data_root=MINI_DATA + '/'))
 
 
 @pytest.mark.parametrize('kind',
@@ -217,11 +215,16 @@ def test_every_config_loads_images_with_the_checks():
     import glob
 
     from mmengine.config import Config
-    for path in glob.glob(config_file('gtpt-*')):
+    paths = glob.glob(config_file('gtpt-*'))
+    assert len(paths) == 8
+    for path in paths:
         cfg = Config.fromfile(path)
+        assert cfg.train_dataloader.dataset.type == 'SkipBadSamples', path
         for loader in ('train_dataloader', 'val_dataloader',
                        'test_dataloader'):
             dataset = cfg[loader].dataset
+            if loader == 'train_dataloader':
+                dataset = train_set(cfg)
             assert dataset.pipeline[0].type == 'LoadImageAsBGR', (path, loader)
             if 'coco-wholebody' in path:
                 assert dataset.type == 'CheckedCocoWholeBodyDataset', (path,

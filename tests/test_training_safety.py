@@ -7,27 +7,10 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-from conftest import MINI_DATA, REPO, config_file
-from mmengine.hooks import Hook
+from conftest import REPO
+from mini_runner import make_runner
 
 POISONED_IMAGE = '000000196141.jpg'
-
-
-class LossRecorder(Hook):
-    """Keeps every loss term of every training iteration."""
-
-    def __init__(self) -> None:
-        self.losses = []
-
-    def after_train_iter(self,
-                         runner,
-                         batch_idx,
-                         data_batch=None,
-                         outputs=None) -> None:
-        self.losses.append({
-            k: float(v.detach())
-            for k, v in outputs.items() if 'loss' in k
-        })
 
 
 def poison_pixels(results: dict) -> dict:
@@ -38,42 +21,6 @@ def poison_pixels(results: dict) -> dict:
         img[10, 10, 0] = np.nan
     results['img'] = img
     return results
-
-
-def make_runner(work_dir,
-                name: str,
-                seed=42,
-                epochs: int = 3,
-                augment: bool = False):
-    """An in-process Runner of the stage-1 mini config: one iteration per
-    epoch, no validation, a checkpoint every epoch. ``augment`` uses the full
-    recipe's random train pipeline, in two data-loader worker processes, with
-    batches of 4 (3 iterations per epoch)."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-    cfg = Config.fromfile(config_file('gtpt-t_coco_mini'))
-    if augment:
-        full = Config.fromfile(config_file('gtpt-t_coco'))
-        cfg.train_dataloader.dataset.pipeline = full.train_pipeline
-        cfg.train_dataloader.update(batch_size=4, num_workers=2)
-    cfg.merge_from_dict({
-        'work_dir': str(work_dir),
-        'experiment_name': name,
-        'randomness.seed': seed,
-        'train_cfg.max_epochs': epochs,
-        'train_cfg.val_interval': 1000,
-        'default_hooks.checkpoint.interval': 1,
-        'default_hooks.checkpoint.max_keep_ckpts': 10,
-        'default_hooks.checkpoint.save_best': None,
-        'default_hooks.logger.interval': 1
-    })
-    cfg.train_dataloader.dataset.data_root = MINI_DATA + '/'
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.test_cfg = cfg.test_dataloader = cfg.test_evaluator = None
-    runner = Runner.from_cfg(cfg)
-    recorder = LossRecorder()
-    runner.register_hook(recorder, priority='LOWEST')
-    return runner, recorder
 
 
 def first_losses(tmp_path, name: str, seed: int):
@@ -129,7 +76,7 @@ def test_a_nan_loss_term_stops_training_before_its_checkpoint(
 
 def test_a_nan_input_stops_training_naming_the_image(tmp_path):
     runner, _ = make_runner(tmp_path, 'nan_input')
-    runner.train_dataloader.dataset.pipeline.transforms.insert(
+    runner.train_dataloader.dataset.dataset.pipeline.transforms.insert(
         -1, poison_pixels)  # before PackPoseInputs
     with pytest.raises(
             FloatingPointError,

@@ -2,6 +2,7 @@
 # stage-1 COCO model's EMA weights, `stage1_checkpoint` if set, else the best
 # checkpoint in `stage1_work_dir` (`from_scratch=True` trains without them).
 _base_ = ['./gtpt_coco.py']
+import os.path as osp  # noqa: E402 (data_root with or without its slash)
 
 # refuses a non-whole-body annotation file
 dataset_type = 'CheckedCocoWholeBodyDataset'
@@ -17,8 +18,9 @@ model = dict(
         num_keypoints=num_keypoints, keep_ratios=(1.0, 0.7, 0.5, 0.3)))
 train_dataloader = dict(
     dataset=dict(
-        type=dataset_type,
-        ann_file='annotations/coco_wholebody_train_v1.0.json'))
+        dataset=dict(
+            type=dataset_type,
+            ann_file='annotations/coco_wholebody_train_v1.0.json')))
 val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
@@ -30,7 +32,7 @@ test_dataloader = val_dataloader
 val_evaluator = dict(
     _delete_=True,
     type='WholeBodyPartMetric',
-    ann_file=data_root + 'annotations/coco_wholebody_val_v1.0.json')
+    ann_file=osp.join(data_root, 'annotations/coco_wholebody_val_v1.0.json'))
 test_evaluator = val_evaluator
 default_hooks = dict(checkpoint=dict(save_best='coco-wholebody/AP'))
 custom_hooks = [
@@ -38,4 +40,5 @@ custom_hooks = [
     dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
     dict(type='KeypointCountCheckHook'),
     dict(type='NonFiniteCheckHook'),
+    dict(type='BadSampleReportHook'),
 ]

@@ -1,6 +1,7 @@
 # COCO body (17 keypoints): data, metric and the model skeleton; variants set
 # arch and widths.
 _base_ = ['./gtpt_runtime.py']
+import os.path as osp  # noqa: E402 (data_root with or without its slash)
 
 dataset_type = 'CocoDataset'
 data_mode = 'topdown'
@@ -28,13 +29,16 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
+    # a missing or corrupt image is skipped with a warning, not a crash
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='annotations/person_keypoints_train2017.json',
-        data_prefix=dict(img='train2017/'),
-        pipeline={{_base_.train_pipeline}}))
+        type='SkipBadSamples',
+        dataset=dict(
+            type=dataset_type,
+            data_root=data_root,
+            data_mode=data_mode,
+            ann_file='annotations/person_keypoints_train2017.json',
+            data_prefix=dict(img='train2017/'),
+            pipeline={{_base_.train_pipeline}})))
 val_dataloader = dict(
     batch_size=32,
     num_workers=4,
@@ -46,8 +50,8 @@ val_dataloader = dict(
         data_root=data_root,
         data_mode=data_mode,
         ann_file='annotations/person_keypoints_val2017.json',
-        bbox_file=data_root +
-        'person_detection_results/COCO_val2017_detections_AP_H_56_person.json',
+        bbox_file=osp.join(data_root, 'person_detection_results',
+                           'COCO_val2017_detections_AP_H_56_person.json'),
         data_prefix=dict(img='val2017/'),
         test_mode=True,
         pipeline={{_base_.val_pipeline}}))
@@ -56,7 +60,7 @@ test_dataloader = val_dataloader
 # authors' evaluation: keypoint score threshold 0.01, OKS-NMS 0.9 (spec §10)
 val_evaluator = dict(
     type='CocoMetric',
-    ann_file=data_root + 'annotations/person_keypoints_val2017.json',
+    ann_file=osp.join(data_root, 'annotations/person_keypoints_val2017.json'),
     score_mode='bbox_keypoint',
     keypoint_score_thr=0.01,
     nms_mode='oks_nms',

@@ -20,13 +20,16 @@ auto_scale_lr = dict(base_batch_size=256)  # 4 GPUs x 64
 randomness = dict(seed=42)
 
 # ---- hooks ----------------------------------------------------------------
-# EMA of every weight and buffer; validation and checkpoints use the EMA copy
+# checkpoints written atomically; --resume falls back to the newest intact one
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
+# EMA of every weight and buffer (validation and checkpoints use the EMA copy);
+# model and data set must agree on the keypoint count; a NaN/Inf input or loss
+# stops the run before anything is saved; skipped bad samples are reported
 custom_hooks = [
     dict(type='GTPTEMAHook', momentum_start=0.996, priority='NORMAL'),
-    dict(type='KeypointCountCheckHook'
-         ),  # model and data set must agree on the keypoint count
-    dict(type='NonFiniteCheckHook'
-         ),  # NaN/Inf input or loss: stop before anything is saved
+    dict(type='KeypointCountCheckHook'),
+    dict(type='NonFiniteCheckHook'),
+    dict(type='BadSampleReportHook'),
 ]
 
 # ---- codec: SimCC, 2 bins per pixel, Gaussian sigma 4 bins, normalised -----

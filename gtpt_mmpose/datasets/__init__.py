@@ -1,4 +1,8 @@
+from .bad_samples import BadSampleError, SkipBadSamples
 from .coco_wholebody import CheckedCocoWholeBodyDataset
 from .transforms import LoadImageAsBGR
 
-__all__ = ['CheckedCocoWholeBodyDataset', 'LoadImageAsBGR']
+__all__ = [
+    'BadSampleError', 'CheckedCocoWholeBodyDataset', 'LoadImageAsBGR',
+    'SkipBadSamples'
+]

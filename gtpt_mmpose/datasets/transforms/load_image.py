@@ -9,6 +9,16 @@ import numpy as np
 from mmpose.datasets.transforms import LoadImage
 from mmpose.registry import TRANSFORMS
 
+from ..bad_samples import BadSampleError
+
+
+class ImageNotFoundError(BadSampleError, FileNotFoundError):
+    """An image file does not exist."""
+
+
+class UnreadableImageError(BadSampleError, ValueError):
+    """An image file is empty, truncated, corrupt or not an image."""
+
 
 def to_bgr(img: np.ndarray, name: str = 'image array') -> np.ndarray:
     """Return ``img`` as an (H, W, 3) uint8 BGR array.
@@ -83,6 +93,11 @@ class LoadImageAsBGR(LoadImage):
       in the data preprocessor; a BGRA one, or a float one in [0, 1], runs
       without a word on wrong input.
 
+    A missing file raises :class:`ImageNotFoundError`, an unreadable one
+    :class:`UnreadableImageError`; both are ``BadSampleError``, which
+    :class:`~gtpt_mmpose.datasets.SkipBadSamples` catches to replace the
+    sample in training.
+
     Args:
         Same as :class:`mmpose.datasets.transforms.LoadImage`;
         ``ignore_empty=True`` still returns None for a missing, empty or
@@ -107,7 +122,7 @@ class LoadImageAsBGR(LoadImage):
         filename = results['img_path']
         try:
             img = self._read(filename)
-        except (OSError, ValueError):
+        except BadSampleError:
             if self.ignore_empty:
                 return None
             raise
@@ -129,10 +144,11 @@ class LoadImageAsBGR(LoadImage):
                 img_bytes = fileio.get(
                     filename, backend_args=self.backend_args)
         except FileNotFoundError:
-            raise FileNotFoundError(
+            raise ImageNotFoundError(
                 f'image file not found: {filename}') from None
         if len(img_bytes) == 0:
-            raise ValueError(f'image file is empty (0 bytes): {filename}')
+            raise UnreadableImageError(
+                f'image file is empty (0 bytes): {filename}')
         try:
             img = mmcv.imfrombytes(
                 img_bytes, flag=self.color_type, backend=self.imdecode_backend)
@@ -140,9 +156,8 @@ class LoadImageAsBGR(LoadImage):
         except Exception:
             img = None
         if img is None:  # OpenCV returns None for bytes it cannot decode
-            raise ValueError(
+            raise UnreadableImageError(
                 f'{filename} is not a readable image: {self.imdecode_backend} '
-                'could not '
-                f'decode its {len(img_bytes)} bytes (corrupt, truncated or '
-                'not an image)')
+                f'could not decode its {len(img_bytes)} bytes (corrupt, '
+                'truncated or not an image)')
         return to_bgr(img, name=filename)

@@ -1,0 +1,115 @@
+"""Training that goes on past a bad sample: a missing or corrupt image, an
+annotation without a single visible keypoint.
+
+:class:`SkipBadSamples` wraps the training set: it replaces such a sample by
+the next good one and records what it skipped in the substitute's
+``metainfo['skipped_samples']``. Samples load in data-loader worker
+processes, so the record travels with the batch to
+:class:`~gtpt_mmpose.engine.BadSampleReportHook` in the main process, which
+warns once per bad sample and counts them at the end of each epoch.
+"""
+import copy
+from typing import Any, List, Optional, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmpose.registry import DATASETS
+
+# where the record of skipped samples travels, in a data sample's metainfo
+SKIPPED_KEY = 'skipped_samples'
+
+
+class BadSampleError(Exception):
+    """A training sample's data cannot be used; the message names it and the
+    problem (raised e.g. by ``LoadImageAsBGR``)."""
+
+
+def visible_keypoints(data_info: dict) -> Optional[int]:
+    """The number of visible keypoints of an annotation, or None when it has
+    no ``keypoints_visible`` (e.g. detection boxes)."""
+    visible = data_info.get('keypoints_visible')
+    return None if visible is None else int(np.count_nonzero(visible))
+
+
+@DATASETS.register_module()
+class SkipBadSamples:
+    """Dataset wrapper that replaces a bad training sample by the next good
+    one.
+
+    A sample is bad when its annotation has no visible keypoint (MMPose drops
+    those whose ``num_keypoints`` is 0 when it loads the file; this catches
+    the ones whose ``num_keypoints`` disagrees with their visibility flags,
+    which would train on nothing), or when loading it raises
+    :class:`BadSampleError` (a missing, empty, truncated or corrupt image).
+    Other exceptions are not caught. The substitute is the next index that
+    loads; its ``data_samples.metainfo['skipped_samples']`` lists what was
+    skipped (``sample``: annotation id and image, ``reason``).
+
+    Args:
+        dataset (BaseDataset | dict): The training set or its config.
+        lazy_init (bool): Defer loading the annotations, as MMEngine's
+            wrappers do. Defaults to False.
+    """
+
+    def __init__(self,
+                 dataset: Union[BaseDataset, dict],
+                 lazy_init: bool = False) -> None:
+        self.dataset = DATASETS.build(dataset) if isinstance(dataset,
+                                                             dict) else dataset
+        self._metainfo = self.dataset.metainfo
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    @property
+    def metainfo(self) -> dict:
+        """The wrapped data set's meta information."""
+        return copy.deepcopy(self._metainfo)
+
+    def full_init(self) -> None:
+        """Load the wrapped data set's annotations."""
+        if not self._fully_initialized:
+            self.dataset.full_init()
+            self._fully_initialized = True
+
+    def get_data_info(self, idx: int) -> dict:
+        """The wrapped data set's annotation of sample ``idx``."""
+        return self.dataset.get_data_info(idx)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, idx: int) -> Any:
+        """Sample ``idx``, or the next good one with a record of the bad ones.
+
+        Args:
+            idx (int): The sample.
+
+        Returns:
+            Any: The wrapped data set's sample (``inputs``,
+            ``data_samples``).
+        """
+        skipped: List[dict] = []
+        for offset in range(len(self)):
+            index = (idx + offset) % len(self)
+            info = self.dataset.get_data_info(index)
+            name = (f'annotation {info.get("id")} of '
+                    f'{info.get("img_path", "an unnamed image")}')
+            if visible_keypoints(info) == 0:
+                skipped.append(
+                    dict(
+                        sample=name,
+                        reason='no keypoint is visible, though '
+                        f'num_keypoints is {info.get("num_keypoints")}'))
+                continue
+            try:
+                data = self.dataset[index]
+            except BadSampleError as exc:
+                skipped.append(dict(sample=name, reason=str(exc)))
+                continue
+            if skipped:
+                data['data_samples'].set_metainfo({SKIPPED_KEY: skipped})
+            return data
+        raise RuntimeError(
+            f'every sample of the training set is bad, e.g. '
+            f'{skipped[0]["sample"]}: {skipped[0]["reason"]}')
