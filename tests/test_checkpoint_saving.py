@@ -98,8 +98,12 @@ class _StubRunner:
         self.epoch = self.iter = 0
         self.writes = []
 
-    def save_checkpoint(self, out_dir: str, filename: str, *args,
-                        backend_args=None, **kwargs) -> None:
+    def save_checkpoint(self,
+                        out_dir: str,
+                        filename: str,
+                        *args,
+                        backend_args=None,
+                        **kwargs) -> None:
         from mmengine.fileio import get_file_backend
         path = osp.join(out_dir, filename)
         self.writes.append((filename, sorted(os.listdir(out_dir))))

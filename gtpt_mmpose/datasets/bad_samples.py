@@ -110,6 +110,5 @@ class SkipBadSamples:
             if skipped:
                 data['data_samples'].set_metainfo({SKIPPED_KEY: skipped})
             return data
-        raise RuntimeError(
-            f'every sample of the training set is bad, e.g. '
-            f'{skipped[0]["sample"]}: {skipped[0]["reason"]}')
+        raise RuntimeError(f'every sample of the training set is bad, e.g. '
+                           f'{skipped[0]["sample"]}: {skipped[0]["reason"]}')

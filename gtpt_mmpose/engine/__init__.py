@@ -7,7 +7,6 @@ from .non_finite_check import NonFiniteCheckHook
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'BadSampleReportHook',
-    'CosineMomentumEMA',
-    'CurriculumInitHook', 'GTPTEMAHook', 'KeypointCountCheckHook',
-    'NonFiniteCheckHook'
+    'CosineMomentumEMA', 'CurriculumInitHook', 'GTPTEMAHook',
+    'KeypointCountCheckHook', 'NonFiniteCheckHook'
 ]

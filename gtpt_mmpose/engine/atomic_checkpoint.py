@@ -164,9 +164,8 @@ class AtomicCheckpointHook(CheckpointHook):
             raise
         if not is_main_process():
             return
-        self.file_backend.put_text(self.last_ckpt,
-                                   osp.join(runner.work_dir,
-                                            'last_checkpoint'))
+        self.file_backend.put_text(
+            self.last_ckpt, osp.join(runner.work_dir, 'last_checkpoint'))
         for path in retired:
             self._remove(path)
 

@@ -40,8 +40,9 @@ class BadSampleReportHook(Hook):
 
     def after_train_epoch(self, runner) -> None:
         """Log the count of skipped samples of the epoch, over all ranks."""
-        skipped = [bad for rank in all_gather_object(self._epoch)
-                   for bad in rank]
+        skipped = [
+            bad for rank in all_gather_object(self._epoch) for bad in rank
+        ]
         if not skipped:
             return
         for bad in skipped:  # those other ranks met
