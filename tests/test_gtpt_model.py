@@ -21,17 +21,19 @@ def build(name: str, **backbone):
     return MODELS.build(cfg.model).eval()
 
 
-def test_mhga_equals_full_attention_with_the_equivalent_mask():
-    """Each group's queries see every group's real slots plus their own group's other tokens."""
+@pytest.mark.parametrize('impl', ['sdpa', 'matmul'])
+def test_mhga_equals_full_attention_with_the_equivalent_mask(impl):
+    """Each group's queries see every group's real slots plus their own
+    group's other tokens; nobody sees the dummy slot."""
     torch.manual_seed(0)
     b, g, s, n, c, heads = 2, 3, 6, 15, 32, 8
-    attn = GroupAttention(c, heads, num_slots=s)
-    x = torch.randn(b, g, n, c)
     hidden = torch.zeros(g, s, dtype=torch.bool)
     hidden[0, 0] = True  # the dummy slot of group 0
-    key_mask = torch.cat(
-        (~hidden.flatten(), torch.ones(n - s, dtype=torch.bool)))[None]
-    out, _ = attn(x, key_mask)
+    shared = [i for i, h in enumerate(hidden.flatten().tolist()) if not h]
+    attn = GroupAttention(c, heads, num_slots=s, shared_slots=shared,
+                          impl=impl)
+    x = torch.randn(b, g, n, c)
+    out, _ = attn(x)
 
     # reference: one sequence of all G*n tokens with an explicit (G*n, G*n) visibility mask
     flat = x.reshape(b, g * n, c)

@@ -22,7 +22,6 @@ import torch
 GROUP_NAMES = ('head', 'upper body', 'lower body')
 GROUP_COLORS = ((1.0, 0.45, 0.1), (0.15, 0.85, 0.3), (0.25, 0.55, 1.0))
 NEUTRAL = (1.0, 1.0, 1.0)
-KPT_THR = 0.03  # SimCC probabilities: a confident keypoint peaks near 0.1
 DIM = 0.25  # brightness of dropped cells
 
 
@@ -46,7 +45,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--kpt-thr',
         type=float,
-        default=KPT_THR,
+        default=0.3,  # MMPose's own default; GTPT's scores share its scale
         help='minimum score of drawn keypoints')
     p.add_argument('--device', default='cpu')
     return p.parse_args(argv)
@@ -54,23 +53,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def preprocess(model: torch.nn.Module, image_path: str,
                bbox_xywh: Optional[Sequence[float]]) -> dict:
-    """One box through the config's test pipeline and the model's data preprocessor, as
-    ``mmpose.apis.inference_topdown`` does it. Returns MMEngine's batch dict (inputs normalised)."""
-    from mmengine.dataset import Compose, pseudo_collate
-    from PIL import Image
-
-    # the whole image by default; its stored size, as inference_topdown takes it
-    x, y, w, h = bbox_xywh if bbox_xywh else (0, 0,
-                                              *Image.open(image_path).size)
-    # the pipeline's LoadImage reads the file, with the config's colour and orientation settings
-    data = dict(
-        img_path=image_path,
-        bbox=np.array([[x, y, x + w, y + h]], np.float32),
-        bbox_score=np.ones(1, np.float32),
-        **model.dataset_meta)
-    batch = pseudo_collate(
-        [Compose(model.cfg.test_dataloader.dataset.pipeline)(data)])
-    return model.data_preprocessor(batch, False)
+    """One box (the whole image by default) through the config's test
+    pipeline and the model's data preprocessor."""
+    from gtpt_mmpose.deploy import topdown_batch
+    if bbox_xywh is None:
+        return topdown_batch(model, image_path)
+    x, y, w, h = bbox_xywh
+    return topdown_batch(model, image_path, [[x, y, x + w, y + h]])
 
 
 @torch.no_grad()
@@ -220,8 +209,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             f'{args.config!r} is not a GTPT model (its backbone has no kept_tokens)'
         )
     result = analyse(model, preprocess(model, args.image, args.bbox))
-    w, h = model.cfg.codec.input_size
-    grid = (h // 16, w // 12)  # each visual token covers 16 x 12 input pixels
+    grid = model.backbone.grid  # rows and columns of the visual tokens
     box = ' box ' + ' '.join(
         f'{v:g}' for v in args.bbox) if args.bbox else ' (whole image)'
     title = f'{osp.basename(args.config)}: kept visual tokens, {osp.basename(args.image)}{box}'

@@ -1,71 +1,72 @@
-"""The GTPT backbone: tokenizer, coarse encoder, coarse-to-fine module and fine encoder.
+"""The GTPT backbone: tokenizer, coarse encoder, coarse-to-fine module and
+fine encoder (docs/spec.md §1–§4).
 
-Spec: ../shared/design/gtpt-reference-spec.md §1–§4. The backbone returns keypoint tokens; the
-SimCC head (``GTPTHead``) reads them. One class serves T, S and B on COCO and COCO-WholeBody.
+The backbone returns keypoint tokens; the SimCC head (``GTPTHead``) reads
+them. One class serves T, S and B on COCO and COCO-WholeBody.
 """
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from functools import partial
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpose.registry import MODELS
+from torch import Tensor
 
+from ...datasets.wholebody_layout import NUM_BODY_KEYPOINTS
 from .shufflenet_stem import ShuffleStem, UShapedShuffleStem
-from .token_layout import GroupLayout, PruningPlan
+from .token_layout import STAGE_LAYERS, GroupLayout, PruningPlan
 from .transformer import Block
 
+# the stem (a module factory) and the token width of each variant (spec §0)
 ARCH_SETTINGS: Dict[str, dict] = {
-    't': dict(stem='shuffle', stem_channels=128, embed_dims=128),
-    's': dict(stem='shuffle', stem_channels=256, embed_dims=192),
-    'b': dict(stem='ushape', stem_channels=256, embed_dims=192),
+    't': dict(stem=partial(ShuffleStem, 128), embed_dims=128),
+    's': dict(stem=partial(ShuffleStem, 256), embed_dims=192),
+    'b': dict(stem=UShapedShuffleStem, embed_dims=192),
 }
-PATCH_SIZE = (4, 3)  # rows x cols of the stride-4 feature map per visual token
-# Each encoder has two keep-ratio stages of three layers; the second opens at its layer 3, where
-# the coarse encoder also turns the human token into keypoint tokens.
-SECOND_STAGE = 3
-# Images per tokenizer call at inference: a whole large batch's stride-2/4 feature maps fall out
-# of the CPU caches (measured on 2 cores: batch 32 in one call took 3x the time of chunks of 4).
-TOKENIZE_CHUNK = 4
+STEM_STRIDE = 4
+PATCH_SIZE = (4, 3)  # rows x cols of the stride-4 feature map per token
 
 
 def sine_position_table(rows: int,
                         cols: int,
                         dims: int,
-                        temperature: float = 10000.) -> torch.Tensor:
-    """(rows * cols, dims) fixed 2-D sine table: first half row code, second half column code (§1.6)."""
+                        temperature: float = 10000.) -> Tensor:
+    """(rows * cols, dims) fixed 2-D sine code: the first half codes the row,
+    the second half the column (spec §1.6)."""
     half, eps = dims // 2, 1e-6
-    y = torch.arange(
-        1, rows + 1, dtype=torch.float32) / (rows + eps) * 2 * math.pi
-    x = torch.arange(
-        1, cols + 1, dtype=torch.float32) / (cols + eps) * 2 * math.pi
+    y = torch.arange(1, rows + 1, dtype=torch.float32) / (rows + eps) * 2 \
+        * math.pi
+    x = torch.arange(1, cols + 1, dtype=torch.float32) / (cols + eps) * 2 \
+        * math.pi
     k = torch.arange(half, dtype=torch.float32)
     tau = temperature**(2 * torch.div(k, 2, rounding_mode='floor') / half)
 
-    def encode(
-        v: torch.Tensor
-    ) -> torch.Tensor:  # (n,) -> (n, half): sin on even, cos on odd channels
+    def encode(v: Tensor) -> Tensor:  # (n,) -> (n, half): sin even, cos odd
         a = v[:, None] / tau
         return torch.stack((a[:, 0::2].sin(), a[:, 1::2].cos()),
                            dim=2).flatten(1)
 
     ey, ex = encode(y), encode(x)
-    return torch.cat((ey[:, None].expand(rows, cols, half), ex[None].expand(
-        rows, cols, half)),
+    return torch.cat((ey[:, None].expand(rows, cols, half),
+                      ex[None].expand(rows, cols, half)),
                      dim=2).flatten(0, 1)
 
 
-def pooled_scores(logits: torch.Tensor,
-                  query_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Softmax pooling of attention logits over (head, query) pairs, per key (eq. 10 as coded, Q2).
+def pooled_scores(logits: Tensor,
+                  query_bias: Optional[Tensor] = None) -> Tensor:
+    """Softmax pooling of attention logits over (head, query) pairs, per key
+    (eq. 10 as coded, quirk Q2).
 
     Args:
-        logits (Tensor): (..., heads, queries, keys) scaled pre-softmax logits.
-        query_bias (Tensor, optional): broadcastable to ``logits``; -inf drops a query row.
+        logits (Tensor): (..., heads, queries, keys) scaled logits.
+        query_bias (Tensor, optional): Broadcastable to ``logits``; -inf
+            leaves a query row out.
 
     Returns:
-        Tensor: (..., keys) scores ``sum softmax(a) * a``.
+        Tensor: (..., keys) float32 scores ``sum softmax(a) * a``.
     """
     a = logits.float()
     w = a if query_bias is None else a + query_bias
@@ -73,34 +74,58 @@ def pooled_scores(logits: torch.Tensor,
     return (w * a).sum(dim=(-3, -2))
 
 
-def take_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+def take_tokens(x: Tensor, index: Tensor) -> Tensor:
     """Gather tokens: x (..., N, C), index (..., k) -> (..., k, C)."""
     return x.gather(-2, index.unsqueeze(-1).expand(*index.shape, x.shape[-1]))
 
 
+class EncodedTokens(NamedTuple):
+    """What one path through the transformer gives.
+
+    ``tokens`` (B, K, C) are the keypoint tokens in the data set's keypoint
+    order. The indices are those the pruning steps chose, each relative to
+    the tokens before it: ``coarse`` (B, kept) per coarse step; ``transition``
+    (B, G, kept) the visual tokens each group takes, best first (None when
+    the transition keeps all); ``group`` (B, G, L') the positions among each
+    group's own tokens that the second pruning keeps (None without it).
+    """
+    tokens: Tensor
+    coarse: Tuple[Tensor, ...]
+    transition: Optional[Tensor]
+    group: Optional[Tensor]
+
+
 @MODELS.register_module()
 class GTPT(BaseModule):
-    """Group-based Token Pruning Transformer backbone (Wang et al., ECCV 2024).
+    """Group-based Token Pruning Transformer backbone (Wang et al., ECCV
+    2024).
 
     Args:
-        arch (str): 't', 's' or 'b'.
+        arch (str): ``'t'``, ``'s'`` or ``'b'``.
         num_keypoints (int): 17 (COCO) or 133 (COCO-WholeBody).
-        keep_ratios (Sequence[float]): Keep ratios of the four stages (coarse 0–2, coarse 3–5,
-            fine 0–2, fine 3–5). The authors use (1.0, 0.7, 0.3, 0.1) on COCO and
-            (1.0, 0.7, 0.5, 0.3) on COCO-WholeBody.
-        groups (Sequence[Sequence[int]], optional): Keypoint ids of each group. Defaults to head /
-            upper body / lower body.
+        keep_ratios (Sequence[float]): Keep ratios of the four stages (coarse
+            layers 0–2, 3–5, fine layers 0–2, 3–5). The authors use (1.0,
+            0.7, 0.3, 0.1) on COCO and (1.0, 0.7, 0.5, 0.3) on
+            COCO-WholeBody.
+        groups (Sequence[Sequence[int]], optional): Keypoint ids of each
+            group. Defaults to head / upper body / lower body.
         input_size (Tuple[int, int]): (w, h) of the input crop.
         num_heads (int): Attention heads.
         mlp_ratio (int): FFN width ratio.
         depth (Tuple[int, int]): Coarse and fine layers.
-        unpruned_pass (bool): In training mode also run the unpruned path (for the Global
-            Perceived loss); eval mode always runs the pruned path only.
+        unpruned_pass (bool): In training mode also run the unpruned path
+            (for the Global Perceived loss). Eval mode runs the pruned path.
+        attention (str): How attention is computed, see
+            :data:`~.transformer.ATTENTION_IMPLS`.
+        stem_channels_last (bool): Store the stem's convolution weights
+            channels-last, oneDNN's fast layout for depthwise and 1x1
+            convolutions on CPUs; its activations follow the weights.
         init_cfg (dict, optional): MMEngine initialisation config.
 
     Returns from ``forward``:
-        tuple: ``(tokens,)`` in eval mode, ``(tokens, unpruned_tokens)`` in training mode when
-        ``unpruned_pass``; each (B, num_keypoints, embed_dims), in the data set's keypoint order.
+        tuple: ``(tokens,)`` in eval mode, ``(tokens, unpruned_tokens)`` in
+        training mode with ``unpruned_pass``; each (B, num_keypoints,
+        embed_dims), in the data set's keypoint order.
     """
 
     def __init__(self,
@@ -113,66 +138,68 @@ class GTPT(BaseModule):
                  mlp_ratio: int = 3,
                  depth: Tuple[int, int] = (6, 6),
                  unpruned_pass: bool = True,
+                 attention: str = 'sdpa',
+                 stem_channels_last: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if arch not in ARCH_SETTINGS:
-            raise ValueError(
-                f'arch must be one of {sorted(ARCH_SETTINGS)}, got {arch!r}')
+            raise ValueError(f'arch must be one of {sorted(ARCH_SETTINGS)}, '
+                             f'got {arch!r}')
         keep_ratios = tuple(float(r) for r in keep_ratios)
         if len(keep_ratios) != 4 or not all(0.0 < r <= 1.0
                                             for r in keep_ratios):
-            raise ValueError(
-                f'keep_ratios must be four values in (0, 1], got {keep_ratios}'
-            )
+            raise ValueError('keep_ratios must be four values in (0, 1], '
+                             f'got {keep_ratios}')
         w, h = input_size
-        if h % (4 * PATCH_SIZE[0]) or w % (4 * PATCH_SIZE[1]):
-            raise ValueError(
-                f'input_size (w, h) must be a multiple of (12, 16), got {input_size}'
-            )
-        if depth[0] <= SECOND_STAGE or depth[1] < 4:
-            raise ValueError(f'depth must be at least (4, 4), got {depth}')
+        cell = (STEM_STRIDE * PATCH_SIZE[0], STEM_STRIDE * PATCH_SIZE[1])
+        if h % cell[0] or w % cell[1]:
+            raise ValueError('input_size (w, h) must be a multiple of '
+                             f'({cell[1]}, {cell[0]}), got {input_size}')
+        if min(depth) <= STAGE_LAYERS:
+            raise ValueError(f'depth must be at least ({STAGE_LAYERS + 1}, '
+                             f'{STAGE_LAYERS + 1}), got {depth}')
         cfg = ARCH_SETTINGS[arch]
         dims = cfg['embed_dims']
-        self.arch, self.embed_dims, self.keep_ratios = arch, dims, keep_ratios
+        self.embed_dims, self.keep_ratios = dims, keep_ratios
         self.unpruned_pass = unpruned_pass
         self.layout = layout = GroupLayout(num_keypoints, groups)
         self.num_keypoints = num_keypoints
-        grid = (h // 4 // PATCH_SIZE[0], w // 4 // PATCH_SIZE[1])
-        num_visual = grid[0] * grid[1]
+        self.grid = (h // cell[0], w // cell[1])  # visual tokens: rows, cols
 
-        # tokenizer (§1)
-        ch = cfg['stem_channels']
-        self.stem = ShuffleStem(
-            ch) if cfg['stem'] == 'shuffle' else UShapedShuffleStem(ch)
+        # tokenizer (spec §1)
+        self.stem = cfg['stem']()
+        ch = self.stem.out_channels
         self.patch_norm = nn.BatchNorm2d(ch)
         self.patch_embed = nn.Linear(PATCH_SIZE[0] * PATCH_SIZE[1] * ch, dims)
         self.register_buffer(
             'pos_embed',
-            sine_position_table(*grid, dims)[None],
+            sine_position_table(*self.grid, dims)[None],
             persistent=False)
         self.human_token = nn.Parameter(torch.zeros(1, 1, dims))
-        self.keypoint_token = nn.Parameter(torch.zeros(1, 17, dims))
+        self.keypoint_token = nn.Parameter(
+            torch.zeros(1, NUM_BODY_KEYPOINTS, dims))
         if layout.num_parts:
             self.part_token = nn.Parameter(
                 torch.zeros(1, layout.num_parts, dims))
             self.dense_keypoint_token = nn.Parameter(
                 torch.zeros(1, len(layout.dense_table_index), dims))
-        # encoders (§2, §4)
+        # encoders (spec §2, §4)
         self.coarse_blocks = nn.ModuleList(
-            Block(dims, num_heads, mlp_ratio) for _ in range(depth[0]))
+            Block(dims, num_heads, mlp_ratio, attention=attention)
+            for _ in range(depth[0]))
         self.group_blocks = nn.ModuleList(
-            Block(dims, num_heads, mlp_ratio, num_slots=layout.num_slots)
-            for _ in range(depth[1]))
-        # coarse-to-fine (§3): one sigmoid channel mask per group from every visual token
+            Block(dims, num_heads, mlp_ratio, layout.num_slots,
+                  layout.shared_slots(), attention) for _ in range(depth[1]))
+        # coarse-to-fine (spec §3.2): a sigmoid channel mask per group
         self.group_mask = nn.Sequential(
             nn.Linear(dims, dims // 2), nn.ReLU(inplace=True),
             nn.Linear(dims // 2, dims * layout.num_groups), nn.Sigmoid())
 
-        # static tables (never built in forward)
+        # static tables
         self.register_buffer(
             'slot_index', layout.slot_index(), persistent=False)
-        dense_part, _ = layout.dense_token_index()
-        self.register_buffer('dense_part_index', dense_part, persistent=False)
+        self.register_buffer(
+            'dense_part_index', layout.dense_part_index(), persistent=False)
         self.register_buffer(
             'transition_query_bias',
             layout.transition_query_bias(),
@@ -183,15 +210,17 @@ class GTPT(BaseModule):
             'group_query_bias',
             layout.query_bias(rows, self.group_score_rows),
             persistent=False)
+        num_visual = self.grid[0] * self.grid[1]
         self.plans = nn.ModuleDict(
             dict(
                 pruned=PruningPlan(layout, keep_ratios, num_visual),
-                unpruned=PruningPlan(layout, (1.0, 1.0, 1.0, 1.0),
-                                     num_visual)))
+                unpruned=PruningPlan(layout, (1.0, ) * 4, num_visual)))
         self._reset_parameters()
+        if stem_channels_last:
+            self.stem.to(memory_format=torch.channels_last)
 
     def _reset_parameters(self) -> None:
-        """The authors' from-scratch initialisation (spec §9.1)."""
+        """The authors' initialisation from scratch (spec §9.1)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.001)
@@ -203,164 +232,168 @@ class GTPT(BaseModule):
             if hasattr(self, name):
                 nn.init.trunc_normal_(getattr(self, name), std=0.02)
 
-    # ---- tokenizer -----------------------------------------------------------------------------
-    def tokenize(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) normalised image -> (B, N, C) visual tokens, positional code added.
-
-        Eager PyTorch runs the stem channels-last, oneDNN's fast layout for depthwise and 1x1
-        convolutions, and at inference on chunks of images; an exported graph stays plain NCHW in
-        one call (ONNX Runtime picks its own layout); training needs BN statistics of the batch.
-        """
-        exporting = torch.onnx.is_in_onnx_export()
-        if not (self.training or exporting) and x.shape[0] > TOKENIZE_CHUNK:
-            return torch.cat(
-                [self.tokenize(chunk) for chunk in x.split(TOKENIZE_CHUNK)])
-        if not exporting:
-            x = x.contiguous(memory_format=torch.channels_last)
+    # ---- tokenizer -------------------------------------------------------
+    def tokenize(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) normalised image -> (B, N, C) visual tokens with
+        their positional code (spec §1.5)."""
         f = self.patch_norm(self.stem(x))  # B, ch, H/4, W/4
         b, ch, fh, fw = f.shape
         ph, pw = PATCH_SIZE
-        # patch vector order (row in patch, col in patch, channel), channel fastest (§1.5): go
-        # channels-last, then swap the row-in-patch and patch-column axes (ONNX Runtime moves these
-        # blocks of pw * ch contiguous values 4-5x faster than it runs the equivalent 6-D permute)
+        # patch vectors ordered (row in patch, col in patch, channel),
+        # channel fastest: go channels-last, then swap the row-in-patch and
+        # patch-column axes (blocks of pw * ch contiguous values move as one;
+        # ONNX Runtime runs this 4-5x faster than the equivalent 6-D permute)
         f = f.permute(0, 2, 3, 1).reshape(b, fh // ph, ph, fw // pw,
                                           pw * ch).transpose(2, 3)
         return self.patch_embed(f.reshape(b, -1,
                                           ph * pw * ch)) + self.pos_embed
 
-    # ---- encoders ------------------------------------------------------------------------------
-    def sparse_embedding(self) -> torch.Tensor:
-        """(1, K, C) Human-2-Keypoint offsets: part tokens (WholeBody) then the 17 body tokens."""
+    # ---- encoders --------------------------------------------------------
+    def sparse_embedding(self) -> Tensor:
+        """(1, K, C) Human-2-Keypoint offsets (eq. 4): the part tokens
+        (COCO-WholeBody), then the 17 body keypoint tokens."""
         if self.layout.num_parts:
             return torch.cat((self.part_token, self.keypoint_token), dim=1)
         return self.keypoint_token
 
-    def encode(self,
-               visual: torch.Tensor,
-               plan: PruningPlan,
-               record: Optional[Dict[str,
-                                     torch.Tensor]] = None) -> torch.Tensor:
-        """Run the transformer on one path. (B, N, C) visual tokens -> (B, K, C) keypoint tokens.
-
-        ``record``, when given, receives the original indices of the kept visual tokens.
-        """
+    def encode(self, visual: Tensor, plan: PruningPlan) -> EncodedTokens:
+        """One path through the transformer: (B, N, C) visual tokens ->
+        keypoint tokens and the pruning steps' choices."""
         b = visual.shape[0]
         pos = self.pos_embed.expand(b, -1, -1)
-        origin = torch.arange(
-            visual.shape[1], device=visual.device).expand(b, -1)
         x = torch.cat((self.human_token.expand(b, -1, -1), visual), dim=1)
         front, last = 1, len(self.coarse_blocks) - 1
-        logits = None
+        logits, coarse_index = None, []
         for i, blk in enumerate(self.coarse_blocks):
-            if i > 0:  # the positional code re-enters the residual stream before every layer (Q3)
+            if i > 0:  # the positional code re-enters before every layer (Q3)
                 x = x + F.pad(pos, (0, 0, front, 0))
             keep = plan.coarse_keep.get(i)
             x, logits = blk.attention_residual(
                 x, score_rows=front if (keep or i == last) else 0)
-            if keep:
-                index = pooled_scores(logits).topk(
-                    keep, dim=-1).indices  # B, keep
+            if keep:  # prune (spec §2.3)
+                index = pooled_scores(logits).topk(keep, dim=-1).indices
                 x = torch.cat((x[:, :front], take_tokens(x[:, front:], index)),
                               dim=1)
-                pos, origin = take_tokens(pos, index), origin.gather(-1, index)
-                if record is not None:
-                    record[f'coarse_layer{i}'] = origin
-            if i == SECOND_STAGE:  # Human-2-Keypoint (eq. 4), between attention and FFN
+                pos = take_tokens(pos, index)
+                coarse_index.append(index)
+            if i == STAGE_LAYERS:  # Human-2-Keypoint, between attention/FFN
                 x = torch.cat((x[:, :1] + self.sparse_embedding(), x[:, 1:]),
                               dim=1)
                 front = self.layout.num_sparse
             x = blk.ffn_residual(x)
-        x, pos, origin = self.coarse_to_fine(x, pos, logits, plan, origin)
-        if record is not None:
-            record['transition'] = origin
-        return self.fine_encode(x, pos, plan, origin, record)
+        x, pos, transition_index = self.coarse_to_fine(x, pos, logits, plan)
+        tokens, group_index = self.fine_encode(x, pos, plan)
+        return EncodedTokens(tokens, tuple(coarse_index), transition_index,
+                             group_index)
 
-    def coarse_to_fine(self, x: torch.Tensor, pos: torch.Tensor,
-                       logits: torch.Tensor, plan: PruningPlan,
-                       origin: torch.Tensor
-                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Split into groups (§3). x (B, K + N1, C) -> (B, G, S + L', C) group tokens,
-        (B, G, L', C) positional rows of the own tokens, (B, G, L') their origin (-1: dense)."""
+    def coarse_to_fine(
+            self, x: Tensor, pos: Tensor, logits: Tensor, plan: PruningPlan
+    ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+        """Split into groups (spec §3).
+
+        Args:
+            x (Tensor): (B, K + N1, C) sparse then visual tokens.
+            pos (Tensor): (B, N1, C) positional rows of the visual tokens.
+            logits (Tensor): (B, heads, K, N1) sparse-to-visual logits of the
+                last coarse layer.
+            plan (PruningPlan): The path.
+
+        Returns:
+            tuple: (B, G, S + L', C) group tokens, (B, G, L', C) positional
+            rows of the own tokens, and the transition's choice (B, G, k)
+            or None.
+        """
         b, _, c = x.shape
         k, g = self.layout.num_sparse, self.layout.num_groups
         sparse, visual = x[:, :k], x[:, k:]
-        masks = self.group_mask(visual).view(b, -1, g,
-                                             c).transpose(1, 2)  # B, G, N1, C
+        masks = self.group_mask(visual).view(b, -1, g, c).transpose(1, 2)
         visual, pos = visual[:, None] * masks, pos[:, None] * masks
-        origin = origin[:, None].expand(b, g, -1)
-        if not plan.transition_is_identity:
+        index = None
+        if not plan.transition_is_identity:  # group-wise top-k (spec §3.4)
             scores = pooled_scores(logits[:, None],
                                    self.transition_query_bias)  # B, G, N1
-            index = scores.topk(
-                max(plan.transition_keep), dim=-1).indices  # best first
-            visual, pos, origin = take_tokens(visual, index), take_tokens(
-                pos, index), origin.gather(-1, index)
-        num_dense = len(self.layout.dense_table_index)
-        if num_dense:
-            dense = sparse[:, self.
-                           dense_part_index] + self.dense_keypoint_token  # B, D, C
-            dense = dense[:, None].expand(b, g, -1, -1)
-        else:
-            dense = visual.new_zeros(b, g, 0, c)
+            index = scores.topk(max(plan.transition_keep), dim=-1).indices
+            visual, pos = take_tokens(visual, index), take_tokens(pos, index)
+        dense = sparse[:, self.dense_part_index]  # B, D, C (spec §3.5)
+        if self.layout.num_parts:
+            dense = dense + self.dense_keypoint_token
+        dense = dense[:, None].expand(b, g, -1, -1)
         own = plan.transition_own_index.expand(b, -1, -1)
         visual = take_tokens(torch.cat((dense, visual), dim=2), own)
-        pos = take_tokens(
-            torch.cat((torch.zeros_like(dense), pos), dim=2), own)
-        origin = torch.cat((origin.new_full((b, g, num_dense), -1), origin),
-                           dim=2).gather(-1, own)
+        pos = take_tokens(torch.cat((torch.zeros_like(dense), pos), dim=2),
+                          own)
         return torch.cat((sparse[:, self.slot_index], visual),
-                         dim=2), pos, origin
+                         dim=2), pos, index
 
-    def fine_encode(self,
-                    x: torch.Tensor,
-                    pos: torch.Tensor,
-                    plan: PruningPlan,
-                    origin: torch.Tensor,
-                    record: Optional[Dict[str, torch.Tensor]] = None
-                    ) -> torch.Tensor:
-        """Group layers with MHGA and the second pruning (§4). -> (B, K, C) keypoint tokens."""
+    def fine_encode(self, x: Tensor, pos: Tensor,
+                    plan: PruningPlan) -> Tuple[Tensor, Optional[Tensor]]:
+        """Group layers with MHGA and the second pruning (spec §4).
+
+        Returns:
+            tuple: (B, K, C) keypoint tokens and the second pruning's choice
+            (B, G, L') or None.
+        """
         s = self.layout.num_slots
-        key_mask = plan.key_mask_early
+        chosen = None
         for j, blk in enumerate(self.group_blocks):
-            x = x + F.pad(pos, (0, 0, s, 0))  # dense rows of pos are zero (Q3)
-            prune = j == SECOND_STAGE and plan.group_keep is not None
+            x = x + F.pad(pos, (0, 0, s, 0))  # zero rows for dense (Q3)
+            prune = j == STAGE_LAYERS and plan.group_keep is not None
             x, logits = blk.attention_residual(
-                x,
-                score_rows=self.group_score_rows if prune else 0,
-                key_mask=key_mask)
-            if prune:
-                scores = pooled_scores(
-                    logits, self.group_query_bias) + plan.group_candidate_bias
-                ranked = scores.topk(
-                    max(plan.group_keep),
-                    dim=-1).indices  # B, G, k (best first)
-                own = torch.cat((plan.group_own_positions.expand(
-                    *ranked.shape[:2], -1), ranked),
-                                dim=-1)
-                own = own.gather(
-                    -1, plan.group_own_index.expand(ranked.shape[0], -1, -1))
-                x = torch.cat((x[:, :, :s], take_tokens(x[:, :, s:], own)),
+                x, score_rows=self.group_score_rows if prune else 0)
+            if prune:  # spec §4.3
+                scores = pooled_scores(logits, self.group_query_bias)
+                ranked = (scores + plan.group_candidate_bias).topk(
+                    max(plan.group_keep), dim=-1).indices  # B, G, k
+                chosen = torch.cat((plan.group_own_positions.expand(
+                    *ranked.shape[:2], -1), ranked), dim=-1).gather(
+                        -1,
+                        plan.group_own_index.expand(ranked.shape[0], -1, -1))
+                x = torch.cat((x[:, :, :s], take_tokens(x[:, :, s:], chosen)),
                               dim=2)
-                pos, origin = take_tokens(pos, own), origin.gather(-1, own)
-                key_mask = plan.key_mask_late
-                if record is not None:
-                    record[f'group_layer{j}'] = origin
+                pos = take_tokens(pos, chosen)
             x = blk.ffn_residual(x)
-        return x.flatten(1, 2)[:, plan.readout_index]
+        return x.flatten(1, 2)[:, plan.readout_index], chosen
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """(B, 3, H, W) -> ``(tokens,)``, or ``(tokens, unpruned_tokens)``
+        in training with ``unpruned_pass``."""
         visual = self.tokenize(x)  # shared by both paths
-        pruned = self.encode(visual, self.plans['pruned'])
+        pruned = self.encode(visual, self.plans['pruned']).tokens
         if self.training and self.unpruned_pass:
-            return pruned, self.encode(visual, self.plans['unpruned'])
+            return pruned, self.encode(visual, self.plans['unpruned']).tokens
         return (pruned, )
 
     @torch.no_grad()
-    def kept_tokens(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Original indices (row-major over the token grid) of the visual tokens each pruning step
-        kept on the pruned path; group steps are (B, G, L') with -1 for dense keypoint tokens.
-        Also returns the keypoint ``tokens`` of the same pass, identical to ``forward``'s."""
-        record: Dict[str, torch.Tensor] = {}
-        record['tokens'] = self.encode(
-            self.tokenize(x), self.plans['pruned'], record)
-        return record
+    def kept_tokens(self, x: Tensor) -> Dict[str, Tensor]:
+        """Which visual tokens each pruning step of the pruned path kept.
+
+        Args:
+            x (Tensor): (B, 3, H, W) normalised images.
+
+        Returns:
+            dict: ``coarse_layer{i}`` (B, kept) per coarse pruning layer,
+            ``transition`` (B, G, L') and ``group_layer{j}`` (B, G, L'') per
+            group pruning layer: original indices (row-major over
+            :attr:`grid`) of the kept visual tokens, -1 for dense keypoint
+            tokens; and ``tokens``, the keypoint tokens of the same pass,
+            identical to ``forward``'s.
+        """
+        plan = self.plans['pruned']
+        out = self.encode(self.tokenize(x), plan)
+        b = x.shape[0]
+        origin = torch.arange(self.grid[0] * self.grid[1],
+                              device=x.device).expand(b, -1)
+        kept = {}
+        for layer, index in zip(sorted(plan.coarse_keep), out.coarse):
+            origin = kept[f'coarse_layer{layer}'] = origin.gather(-1, index)
+        g = self.layout.num_groups
+        origin = origin[:, None].expand(b, g, -1)
+        if out.transition is not None:
+            origin = origin.gather(-1, out.transition)
+        dense = origin.new_full((b, g, len(self.layout.dense_table_index)), -1)
+        origin = kept['transition'] = torch.cat((dense, origin), dim=2).gather(
+            -1, plan.transition_own_index.expand(b, -1, -1))
+        if out.group is not None:
+            kept[f'group_layer{STAGE_LAYERS}'] = origin.gather(-1, out.group)
+        kept['tokens'] = out.tokens
+        return kept

@@ -1,18 +1,27 @@
-"""Transformer blocks of GTPT: pre-norm attention, the FFN, and Multi-Head Group Attention (MHGA).
+"""Transformer blocks of GTPT: attention, Multi-Head Group Attention (MHGA)
+and the pre-norm layer that holds them (docs/spec.md §2.1, §4.1, §4.2).
 
-Both attentions use ``scaled_dot_product_attention`` with the authors' scale ``C ** -0.5`` (the
-full embedding width, not the head width; spec quirk Q1). Pruning needs some attention logits;
-the blocks return exactly the rows it asks for, computed beside the fused attention.
+Both attentions scale the logits by ``C ** -0.5``, the full embedding width
+and not the head width (quirk Q1). Pruning reads some attention logits; the
+blocks return exactly the rows it asks for.
 """
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch import Tensor
+
+#: How attention is computed: ``'sdpa'`` is PyTorch's fused
+#: ``scaled_dot_product_attention``; ``'matmul'`` is softmax(q k^T) v written
+#: out, which gives the pruning logits for free and trains faster on CPUs
+#: (docs/history.md); ``'auto'`` takes ``'matmul'`` for training on a CPU and
+#: ``'sdpa'`` everywhere else.
+ATTENTION_IMPLS = ('auto', 'sdpa', 'matmul')
 
 
 class FeedForward(nn.Module):
-    """Linear -> exact GELU -> Linear, hidden width ``mlp_ratio * dim``."""
+    """Linear -> exact GELU -> Linear, hidden width ``hidden_dim``."""
 
     def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
@@ -20,141 +29,198 @@ class FeedForward(nn.Module):
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.act(self.fc1(x)))
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over one token sequence.
+    """Multi-head self-attention over one token sequence (spec §2.1).
+
+    Head h uses channels ``[h * C / heads, (h + 1) * C / heads)`` of q, k, v.
 
     Args:
         dim (int): Embedding width C.
-        num_heads (int): Heads; head h uses channels ``[h * C / heads, (h + 1) * C / heads)``.
+        num_heads (int): Number of heads.
+        impl (str): One of :data:`ATTENTION_IMPLS`.
     """
 
-    def __init__(self, dim: int, num_heads: int) -> None:
+    def __init__(self, dim: int, num_heads: int, impl: str = 'auto') -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(
-                f'embed_dims ({dim}) must be divisible by num_heads ({num_heads})'
-            )
+            raise ValueError(f'embed_dims ({dim}) must be divisible by '
+                             f'num_heads ({num_heads})')
+        if impl not in ATTENTION_IMPLS:
+            raise ValueError(f'attention impl must be one of '
+                             f'{ATTENTION_IMPLS}, got {impl!r}')
         self.num_heads = num_heads
         self.scale = dim**-0.5
+        self.impl = impl
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self,
-                x: torch.Tensor,
-                score_rows: int = 0
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """(B, N, C) -> (B, N, C), plus the logits of the first ``score_rows`` queries against the
-        keys after them, (B, heads, score_rows, N - score_rows), or None when ``score_rows`` is 0."""
-        b, n, c = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.num_heads,
-                                   c // self.num_heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(
-            q, k, v, scale=self.scale)  # B, heads, N, C/heads
-        logits = None
-        if score_rows:
-            logits = (q[:, :, :score_rows] @ k[:, :, score_rows:].transpose(
-                -2, -1)) * self.scale
-        return self.proj(out.transpose(1, 2).reshape(b, n, c)), logits
+    def split_heads(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """(..., N, C) -> q, k, v, each (..., heads, N, C / heads)."""
+        *lead, n, c = x.shape
+        qkv = self.qkv(x).view(*lead, n, 3, self.num_heads,
+                               c // self.num_heads)
+        d = len(lead)  # (..., n, 3, heads, c) -> (3, ..., heads, n, c)
+        q, k, v = qkv.permute(d + 1, *range(d), d + 2, d, d + 3).unbind(0)
+        return q, k, v
 
+    def merge_heads(self, out: Tensor) -> Tensor:
+        """(..., heads, N, C / heads) -> output projection (..., N, C)."""
+        return self.proj(out.transpose(-2, -3).flatten(-2))
 
-class GroupAttention(nn.Module):
-    """Multi-Head Group Attention (spec §4.2, eq. 7–9) for all groups as one batched tensor.
-
-    Every group's queries attend to the sparse keypoint slots of *all* groups plus the group's own
-    dense and visual tokens. Slot keys flagged in ``key_mask`` (the padding dummies) are hidden.
-
-    Args:
-        dim (int): Embedding width C.
-        num_heads (int): Heads.
-        num_slots (int): Sparse slots at the front of every group's sequence.
-    """
-
-    def __init__(self, dim: int, num_heads: int, num_slots: int) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(
-                f'embed_dims ({dim}) must be divisible by num_heads ({num_heads})'
-            )
-        self.num_heads = num_heads
-        self.num_slots = num_slots
-        self.scale = dim**-0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=False)
-        self.proj = nn.Linear(dim, dim)
+    def attend(self, q: Tensor, k: Tensor, v: Tensor,
+               mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
+        """softmax(q k^T * scale + mask) v, and the scaled logits when
+        they came for free (``'matmul'``), else None."""
+        impl = self.impl
+        if impl == 'auto':
+            impl = 'matmul' if self.training and q.device.type == 'cpu' \
+                else 'sdpa'
+        if impl == 'sdpa':  # its fast kernels take 4-D tensors only
+            out = F.scaled_dot_product_attention(
+                q.flatten(0, -4), k.flatten(0, -4), v.flatten(0, -4),
+                attn_mask=mask, scale=self.scale)
+            return out.view(q.shape[:-1] + v.shape[-1:]), None
+        logits = (q @ k.transpose(-2, -1)) * self.scale
+        weights = logits if mask is None else logits + mask
+        return weights.softmax(-1) @ v, logits
 
     def forward(self,
-                x: torch.Tensor,
-                key_mask: torch.Tensor,
-                score_rows: int = 0
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """
+                x: Tensor,
+                score_rows: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
+        """Attend over x (B, N, C).
+
         Args:
-            x (Tensor): (B, G, L, C), the first ``num_slots`` tokens of each group are its slots.
-            key_mask (Tensor): (1, G * num_slots + L - num_slots), bool (True where a key is
-                visible) or additive float (0 visible, -inf hidden).
-            score_rows (int): also return the logits of each group's first ``score_rows`` queries
-                against its own non-slot keys.
+            x (Tensor): (B, N, C) normalised tokens.
+            score_rows (int): Also return the logits of the first
+                ``score_rows`` queries against the keys after them.
 
         Returns:
-            (B, G, L, C), and the logits (B, G, heads, score_rows, L - num_slots) or None.
+            tuple: (B, N, C), and the logits (B, heads, score_rows,
+            N - score_rows), or None when ``score_rows`` is 0.
         """
-        b, g, n, c = x.shape
-        s = self.num_slots
-        q, k, v = self.qkv(x).view(b, g, n, 3, self.num_heads, c //
-                                   self.num_heads).permute(3, 0, 1, 4, 2, 5)
-        k_all = self._with_shared_slots(k)  # B, G, heads, G*S + L - S, C/heads
-        v_all = self._with_shared_slots(v)
-        out = F.scaled_dot_product_attention(
-            q.flatten(0, 1),
-            k_all.flatten(0, 1),
-            v_all.flatten(0, 1),
-            attn_mask=key_mask,
-            scale=self.scale)
-        out = self.proj(
-            out.view(b, g, self.num_heads, n,
-                     -1).transpose(2, 3).reshape(b, g, n, c))
-        logits = None
-        if score_rows:
-            logits = (q[..., :score_rows, :] @ k[..., s:, :].transpose(
-                -2, -1)) * self.scale
-        return out, logits
+        q, k, v = self.split_heads(x)
+        out, logits = self.attend(q, k, v, None)
+        if not score_rows:
+            return self.merge_heads(out), None
+        if logits is None:
+            logits = (q[..., :score_rows, :]
+                      @ k[..., score_rows:, :].transpose(-2, -1)) * self.scale
+        else:
+            logits = logits[..., :score_rows, score_rows:]
+        return self.merge_heads(out), logits
 
-    def _with_shared_slots(self, t: torch.Tensor) -> torch.Tensor:
-        """(B, G, heads, L, d) -> (B, G, heads, G*S + L - S, d): all groups' slots, then own tokens."""
+
+class GroupAttention(Attention):
+    """Multi-Head Group Attention (spec §4.2, eq. 7–9), all groups batched.
+
+    Every group's queries attend to the keypoint slots of *all* groups, then
+    to the group's own dense and visual tokens. The slots nobody may see (the
+    padding dummies, quirk Q4) are left out of the keys rather than masked:
+    the same result, without a mask.
+
+    Args:
+        dim (int): Embedding width C.
+        num_heads (int): Number of heads.
+        num_slots (int): Slots S at the front of every group's sequence.
+        shared_slots (Sequence[int]): Ids, among the G * S slots in group
+            order, of the slots every group attends to.
+        impl (str): One of :data:`ATTENTION_IMPLS`.
+    """
+
+    def __init__(self,
+                 dim: int,
+                 num_heads: int,
+                 num_slots: int,
+                 shared_slots: Sequence[int],
+                 impl: str = 'auto') -> None:
+        super().__init__(dim, num_heads, impl)
+        self.num_slots = num_slots
+        shared = list(shared_slots)
+        self.shared_range = (shared[0], shared[-1] + 1) \
+            if shared == list(range(shared[0], shared[-1] + 1)) else None
+        self.register_buffer(
+            'shared_index', torch.tensor(shared), persistent=False)
+
+    def forward(self,
+                x: Tensor,
+                score_rows: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
+        """Attend within groups.
+
+        Args:
+            x (Tensor): (B, G, L, C); each group starts with its slots.
+            score_rows (int): Also return the logits of each group's first
+                ``score_rows`` queries against its own non-slot keys.
+
+        Returns:
+            tuple: (B, G, L, C), and the logits (B, G, heads, score_rows,
+            L - S), or None when ``score_rows`` is 0.
+        """
+        s = self.num_slots
+        q, k, v = self.split_heads(x)  # B, G, heads, L, C/heads
+        out, logits = self.attend(q, self._with_shared_slots(k),
+                                  self._with_shared_slots(v), None)
+        if not score_rows:
+            return self.merge_heads(out), None
+        if logits is None:
+            logits = (q[..., :score_rows, :]
+                      @ k[..., s:, :].transpose(-2, -1)) * self.scale
+        else:  # keys: the shared slots, then the group's own L - S tokens
+            logits = logits[..., :score_rows, -(x.shape[2] - s):]
+        return self.merge_heads(out), logits
+
+    def _with_shared_slots(self, t: Tensor) -> Tensor:
+        """(B, G, h, L, d) -> (B, G, h, P + L - S, d): the P shared slots of
+        all groups, then the group's own tokens."""
         b, g, h, _, d = t.shape
-        slots = t[..., :self.num_slots, :].transpose(1, 2).reshape(
-            b, 1, h, g * self.num_slots, d)
-        return torch.cat(
-            (slots.expand(b, g, h, -1, d), t[..., self.num_slots:, :]), dim=3)
+        s = self.num_slots
+        slots = t[..., :s, :].transpose(1, 2).reshape(b, h, g * s, d)
+        if self.shared_range is not None:
+            slots = slots[:, :, self.shared_range[0]:self.shared_range[1]]
+        else:
+            slots = slots.index_select(2, self.shared_index)
+        slots = slots[:, None].expand(b, g, h, slots.shape[2], d)
+        return torch.cat((slots, t[..., s:, :]), dim=3)
 
 
 class Block(nn.Module):
-    """Pre-norm transformer layer; the two residual halves are separate because GTPT prunes
-    between them (spec §2.1)."""
+    """Pre-norm transformer layer (spec §2.1). Its two residual halves are
+    separate because GTPT prunes between them.
+
+    Args:
+        dim (int): Embedding width C.
+        num_heads (int): Number of heads.
+        mlp_ratio (int): FFN width ratio.
+        num_slots (int): With slots, the layer is a group layer (MHGA).
+        shared_slots (Sequence[int]): See :class:`GroupAttention`.
+        attention (str): One of :data:`ATTENTION_IMPLS`.
+    """
 
     def __init__(self,
                  dim: int,
                  num_heads: int,
                  mlp_ratio: int,
-                 num_slots: int = 0) -> None:
+                 num_slots: int = 0,
+                 shared_slots: Sequence[int] = (),
+                 attention: str = 'auto') -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = GroupAttention(dim, num_heads,
-                                   num_slots) if num_slots else Attention(
-                                       dim, num_heads)
+        self.attn = (
+            GroupAttention(dim, num_heads, num_slots, shared_slots,
+                           attention)
+            if num_slots else Attention(dim, num_heads, attention))
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = FeedForward(dim, dim * mlp_ratio)
 
-    def attention_residual(self,
-                           x: torch.Tensor,
-                           score_rows: int = 0,
-                           **kwargs
-                           ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        out, logits = self.attn(self.norm1(x), score_rows=score_rows, **kwargs)
+    def attention_residual(self, x: Tensor, *args,
+                           **kwargs) -> Tuple[Tensor, Optional[Tensor]]:
+        """x + attention(norm(x)), and the logits the attention returns."""
+        out, logits = self.attn(self.norm1(x), *args, **kwargs)
         return x + out, logits
 
-    def ffn_residual(self, x: torch.Tensor) -> torch.Tensor:
+    def ffn_residual(self, x: Tensor) -> Tensor:
+        """x + FFN(norm(x))."""
         return x + self.ffn(self.norm2(x))

@@ -1,7 +1,6 @@
-"""Global Perceived loss of GTPT (eq. 12, spec §6)."""
+"""Global Perceived loss of GTPT (eq. 12, docs/spec.md §6)."""
 from typing import Dict, Optional, Tuple
 
-import torch
 import torch.nn as nn
 from mmpose.models.losses import KLDiscretLoss
 from mmpose.registry import MODELS
@@ -12,16 +11,18 @@ SimCC = Tuple[Tensor, Tensor]
 
 @MODELS.register_module()
 class GlobalPerceivedLoss(nn.Module):
-    """KL to the targets on the pruned and the unpruned pass, plus KL from the detached unpruned
-    prediction to the pruned one (global-to-local distillation).
+    """KL divergence to the targets on the pruned and on the unpruned pass,
+    plus the KL divergence from the detached unpruned prediction to the
+    pruned one (global-to-local distillation).
 
-    Every term is MMPose's ``KLDiscretLoss`` (mean over bins, times the keypoint weight, summed,
-    divided by K); the authors also average over the batch, so the sum is divided by B. With
-    ``unpruned`` absent only the pruned term is computed.
+    Every term is MMPose's ``KLDiscretLoss`` (mean over bins, times the
+    keypoint weight, summed, divided by K); the authors also average over
+    the batch, so each term is divided by B. Without ``unpruned`` only the
+    pruned term is computed.
 
     Args:
-        unpruned_weight (float): Weight of the unpruned GT term. Defaults to 1.
-        distill_weight (float): Weight of the distillation term. Defaults to 1.
+        unpruned_weight (float): Weight of the unpruned term.
+        distill_weight (float): Weight of the distillation term.
         loss_weight (float): Weight of the whole loss.
     """
 
@@ -34,46 +35,38 @@ class GlobalPerceivedLoss(nn.Module):
         self.distill_weight = distill_weight
         self.loss_weight = loss_weight
         self.to_target = KLDiscretLoss(beta=1.0, use_target_weight=True)
-        # softmax(unpruned logits) as the label: KL(p_unpruned || p_pruned), temperature 1
+        # softmax(unpruned logits) as the label: KL(p_unpruned || p_pruned)
         self.to_unpruned = KLDiscretLoss(
             beta=1.0,
             label_softmax=True,
             label_beta=1.0,
             use_target_weight=True)
 
-    def terms(self,
-              pred: SimCC,
-              target: SimCC,
-              weights: Tensor,
-              unpruned: Optional[SimCC] = None) -> Dict[str, Tensor]:
-        """The weighted terms of eq. 12, each a scalar; their sum is ``forward``.
+    def forward(self,
+                pred: SimCC,
+                target: SimCC,
+                weights: Tensor,
+                unpruned: Optional[SimCC] = None) -> Dict[str, Tensor]:
+        """The weighted terms of eq. 12, each a scalar; the loss is their
+        sum (MMEngine adds every ``loss*`` entry).
 
         Args:
-            pred: pruned-pass logits (B, K, Wx), (B, K, Wy).
-            target: SimCC targets of the same shapes.
-            weights: (B, K) keypoint weights.
-            unpruned: unpruned-pass logits, or None.
+            pred (tuple): Pruned-pass logits (B, K, Wx), (B, K, Wy).
+            target (tuple): SimCC targets of the same shapes.
+            weights (Tensor): (B, K) keypoint weights.
+            unpruned (tuple, optional): Unpruned-pass logits.
 
         Returns:
-            dict: ``loss_kpt`` (pruned vs target) and, with ``unpruned``, ``loss_kpt_unpruned``
-            and ``loss_distill`` (pruned vs detached unpruned).
+            dict: ``loss_kpt`` (pruned vs target) and, with ``unpruned``,
+            ``loss_kpt_unpruned`` and ``loss_distill`` (pruned vs the
+            detached unpruned prediction).
         """
         scale = self.loss_weight / pred[0].shape[0]
         terms = dict(loss_kpt=self.to_target(pred, target, weights) * scale)
         if unpruned is not None:
             terms['loss_kpt_unpruned'] = self.to_target(
-                unpruned, target, weights) * (
-                    self.unpruned_weight * scale)
+                unpruned, target, weights) * (self.unpruned_weight * scale)
             teacher = tuple(u.detach() for u in unpruned)
             terms['loss_distill'] = self.to_unpruned(
-                pred, teacher, weights) * (
-                    self.distill_weight * scale)
+                pred, teacher, weights) * (self.distill_weight * scale)
         return terms
-
-    def forward(self,
-                pred: SimCC,
-                target: SimCC,
-                weights: Tensor,
-                unpruned: Optional[SimCC] = None) -> Tensor:
-        """The whole loss (scalar); arguments as in ``terms``."""
-        return sum(self.terms(pred, target, weights, unpruned).values())

@@ -1,0 +1,134 @@
+"""Where the time of one model call goes, by op kind, in each runtime.
+
+Each runtime's own profiler (torch.profiler, ONNX Runtime's trace, OpenVINO's
+per-node counters) gives op times; they are summed into four kinds: matrix
+products (linear layers and attention), convolutions, layout glue (copies
+that only move data: transposes, reorders, reshapes, slices, concatenations,
+gathers, splits, expansions, pads) and everything else (norms,
+activations, element-wise and fused subgraphs, top-k). Used by
+benchmark.py --profile.
+"""
+import collections
+import json
+import os.path as osp
+from typing import Callable, Dict
+
+KINDS = ('matrix', 'conv', 'glue', 'other')
+
+# op names by kind; torch ops are matched without their namespace
+MATRIX_OPS = frozenset({
+    # torch eager and inductor's extern kernels
+    'addmm', 'mm', 'bmm', 'baddbmm', 'matmul', 'linear',
+    '_scaled_dot_product_flash_attention_for_cpu', '_linear_pointwise',
+    '_mkl_linear', 'mkl_linear',
+    # ONNX Runtime
+    'Gemm', 'MatMul', 'FusedMatMul', 'FusedGemm', 'Attention',
+    'MultiHeadAttention',
+    # OpenVINO
+    'FullyConnected', 'ScaledDotProductAttention', 'ScaledAttn'
+})
+CONV_OPS = frozenset({
+    'mkldnn_convolution', '_convolution_pointwise', 'convolution',
+    '_slow_conv2d_forward', 'thnn_conv2d', 'Conv', 'FusedConv',
+    'Convolution', 'GroupConvolution', 'Deconvolution'
+})
+GLUE_OPS = frozenset({
+    # torch
+    'copy_', 'cat', 'gather', 'index', 'index_select', 'clone',
+    'contiguous', 'stack', 'expand', 'permute', 'transpose', 'view',
+    'reshape', '_unsafe_view', 'as_strided', 'slice', 'select', 'unbind',
+    'split', 'split_with_sizes', 'chunk', 'constant_pad_nd', 'pad',
+    'flatten', 'unsqueeze', 'squeeze', 't', 'empty', 'empty_like',
+    'new_empty', 'pixel_shuffle', 'movedim', 'unflatten', 'narrow',
+    # ONNX Runtime
+    'Transpose', 'Reshape', 'Slice', 'Concat', 'Gather', 'GatherElements',
+    'GatherND', 'Split', 'Squeeze', 'Unsqueeze', 'Expand', 'Pad',
+    'ReorderInput', 'ReorderOutput', 'Identity', 'Flatten', 'Tile',
+    'DepthToSpace', 'SpaceToDepth',
+    # OpenVINO
+    'Reorder', 'Broadcast', 'VariadicSplit', 'StridedSlice',
+    'ShuffleChannels'
+})
+
+
+def op_kind(name: str) -> str:
+    """The kind of an op name from any of the three profilers."""
+    base = name.split('::')[-1]
+    for kind, ops in (('matrix', MATRIX_OPS), ('conv', CONV_OPS),
+                      ('glue', GLUE_OPS)):
+        if base in ops:
+            return kind
+    return 'other'
+
+
+def torch_op_seconds(call: Callable[[], object],
+                     calls: int) -> Dict[str, float]:
+    """Self CPU seconds per call of every torch op (eager or compiled)."""
+    from torch.profiler import ProfilerActivity, profile
+    call()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            call()
+    return {
+        e.key: e.self_cpu_time_total * 1e-6 / calls
+        for e in prof.key_averages()
+        if not e.key.startswith(('Torch-Compiled Region', '## '))
+    }
+
+
+def onnxruntime_op_seconds(path: str, image, threads: int, calls: int,
+                           workdir: str) -> Dict[str, float]:
+    """Kernel seconds per call of every ONNX Runtime op type."""
+    from gtpt_mmpose.deploy import open_session
+    run = open_session(
+        path,
+        'onnxruntime',
+        threads,
+        profile_prefix=osp.join(workdir, 'ort_profile'))
+    for _ in range(calls + 1):
+        run(image)
+    with open(run.session.end_profiling()) as f:
+        events = json.load(f)
+    runs = sorted(e['ts'] for e in events
+                  if e.get('cat') == 'Session' and e.get('name') == 'model_run')
+    seconds: Dict[str, float] = collections.defaultdict(float)
+    for e in events:  # node events after the first (warm-up) run
+        if (e.get('cat') == 'Node' and e['name'].endswith('_kernel_time')
+                and e['ts'] >= runs[1]):
+            seconds[e['args']['op_name']] += e['dur'] * 1e-6 / calls
+    return dict(seconds)
+
+
+def openvino_op_seconds(path: str, image, threads: int, calls: int,
+                        runtime: str) -> Dict[str, float]:
+    """Seconds per call of every OpenVINO node type that ran."""
+    from gtpt_mmpose.deploy import open_session
+    run = open_session(path, runtime, threads, profile_prefix='perf_count')
+    run(image)
+    seconds: Dict[str, float] = collections.defaultdict(float)
+    for _ in range(calls):
+        run(image)
+        for node in run.request.profiling_info:
+            if node.status == node.Status.EXECUTED:
+                seconds[node.node_type] += (
+                    node.real_time.total_seconds() / calls)
+    return dict(seconds)
+
+
+def by_kind(seconds: Dict[str, float], batch: int) -> Dict[str, float]:
+    """ms per image of each kind, their total, and the glue share."""
+    kinds = dict.fromkeys(KINDS, 0.0)
+    for op, s in seconds.items():
+        kinds[op_kind(op)] += s * 1e3 / batch
+    total = sum(kinds.values())
+    out = {f'{k}_ms': v for k, v in kinds.items()}
+    out.update(
+        total_ms=total, glue_share=kinds['glue'] / total if total else 0.0)
+    return out
+
+
+def top_ops(seconds: Dict[str, float], batch: int, n: int = 8) -> str:
+    """The ``n`` slowest ops, 'name ms' per image, for the report."""
+    ops = sorted(seconds.items(), key=lambda kv: -kv[1])[:n]
+    return ', '.join(f'{op.split("::")[-1]} {s * 1e3 / batch:.2f}'
+                     for op, s in ops)
