@@ -9,11 +9,10 @@ model of CONFIG (detected from the checkpoint when omitted) and writes DST
 atomically. Nothing but tensors and plain containers is ever unpickled.
 """
 import argparse
-import os
 import os.path as osp
 import sys
-import tempfile
 from collections import OrderedDict
+from typing import Optional
 
 import torch
 
@@ -33,71 +32,79 @@ def parse_args(argv=None):
 
 def check_against_model(state: 'OrderedDict[str, torch.Tensor]',
                         config: str) -> 'OrderedDict[str, torch.Tensor]':
-    """Return ``state`` in the model's key order; raise naming the first key
-    that does not fit."""
+    """Check ``state`` against the model of ``config``.
+
+    Args:
+        state (OrderedDict): Converted ``backbone.*`` / ``head.*`` weights.
+        config (str): The config of the target model.
+
+    Returns:
+        OrderedDict: ``state`` in the model's key order and dtypes.
+
+    Raises:
+        CheckpointMismatchError: A weight is missing, extra or of another
+            shape (the first one is named).
+    """
     from mmengine.config import Config
     from mmpose.registry import MODELS
     from mmpose.utils import register_all_modules
 
+    from gtpt_mmpose.utils.checkpoint_fit import check_weights_fit
+
     register_all_modules()
-    cfg = Config.fromfile(config)
-    expected = MODELS.build(cfg.model).state_dict()
-    for key, value in expected.items():
-        if key not in state:
-            raise ValueError(
-                f'the checkpoint does not fit {osp.basename(config)}: {key} '
-                f'(shape {tuple(value.shape)}) is missing from it')
-        if state[key].shape != value.shape:
-            raise ValueError(
-                f'the checkpoint does not fit {osp.basename(config)}: {key} '
-                'has shape '
-                f'{tuple(state[key].shape)} in the checkpoint and '
-                f'{tuple(value.shape)} in the model')
-    extra = [k for k in state if k not in expected]
-    if extra:
-        raise ValueError(
-            f'the checkpoint does not fit {osp.basename(config)}: {extra[0]} '
-            f'(shape {tuple(state[extra[0]].shape)}) has no place in the model'
-        )
+    model = MODELS.build(Config.fromfile(config).model)
+    check_weights_fit(model, state, '', osp.basename(config))
+    expected = model.state_dict()
     return OrderedDict((k, state[k].to(expected[k].dtype)) for k in expected)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    import gtpt_mmpose  # noqa: F401  (safe loading, registries)
+def convert(src: str, dst: str, config: Optional[str] = None) -> str:
+    """Convert ``src`` into ``dst``; return a one-line summary.
+
+    Args:
+        src (str): The authors' checkpoint.
+        dst (str): The converted checkpoint to write (atomically).
+        config (str, optional): Config of the target model; detected from
+            the weights when not given.
+
+    Returns:
+        str: What was converted.
+    """
+    import gtpt_mmpose
     from gtpt_mmpose.converters import (convert_official_state_dict,
                                         detect_variant,
                                         load_official_checkpoint)
     from gtpt_mmpose.utils.config_paths import config_path
+    from gtpt_mmpose.utils.safe_checkpoint import save_checkpoint_file
 
-    state = convert_official_state_dict(load_official_checkpoint(args.src))
+    state = convert_official_state_dict(load_official_checkpoint(src))
     arch, num_keypoints = detect_variant(state)
-    config = config_path(
-        args.config or
-        f'gtpt-{arch}_{"coco" if num_keypoints == 17 else "coco-wholebody"}')
+    dataset = 'coco' if num_keypoints == 17 else 'coco-wholebody'
+    config = config_path(config or f'gtpt-{arch}_{dataset}')
     state = check_against_model(state, config)
     checkpoint = dict(
         state_dict=state,
         meta=dict(
-            converted_from=osp.basename(args.src),
+            converted_from=osp.basename(src),
             arch=arch,
             num_keypoints=num_keypoints,
             config=osp.basename(config),
             gtpt_mmpose=gtpt_mmpose.__version__))
-    out_dir = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.tmp')
-    os.close(fd)
+    save_checkpoint_file(checkpoint, dst)
+    return (f'GTPT-{arch.upper()} {num_keypoints} keypoints, {len(state)} '
+            f'tensors -> {dst} (config {osp.basename(config)})')
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from gtpt_mmpose.utils.safe_checkpoint import CheckpointFileError
+
     try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, args.dst)  # never leave a half-written DST
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-    print(
-        f'GTPT-{arch.upper()} {num_keypoints} keypoints, {len(state)} tensors '
-        f'-> {args.dst} '
-        f'(config {osp.basename(config)})')
+        print(convert(args.src, args.dst, args.config))
+    # a file that cannot be read, converted or written: one line, not a
+    # traceback
+    except (OSError, CheckpointFileError, ValueError) as exc:
+        raise SystemExit(f'convert_official_checkpoint: {exc}') from None
     return 0
 
 

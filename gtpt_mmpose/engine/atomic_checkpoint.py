@@ -12,6 +12,7 @@ from mmengine.hooks import CheckpointHook
 from mmpose.registry import HOOKS
 
 from ..utils.safe_checkpoint import (PARTIAL_SUFFIX, CheckpointFileError,
+                                     UnsafeCheckpointError,
                                      load_checkpoint_file,
                                      write_file_atomically)
 
@@ -67,9 +68,15 @@ def resume_problem(path: str) -> Optional[str]:
     Returns:
         str, optional: The problem (missing, unreadable, not a runner
         checkpoint).
+
+    Raises:
+        UnsafeCheckpointError: The file holds objects that are not plain
+            data.
     """
     try:
         ckpt = load_checkpoint_file(path)
+    except UnsafeCheckpointError:
+        raise  # refused outright: no falling back past a hostile file
     except (OSError, CheckpointFileError) as exc:
         return str(exc)
     if not isinstance(ckpt, dict) or not {'meta', 'state_dict'} <= set(ckpt):

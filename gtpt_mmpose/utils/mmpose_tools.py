@@ -44,8 +44,8 @@ def preflight(name: str, argv: List[str]) -> None:
     if name == 'test.py':
         check_data_paths(cfg, ['test'])
         return
-    check_data_paths(cfg,
-                     ['train', 'val'] if cfg.get('val_cfg') else ['train'])
+    validates = cfg.get('val_cfg') is not None  # {} is MMPose's default
+    check_data_paths(cfg, ['train', 'val'] if validates else ['train'])
     hooks = [h.get('type') for h in cfg.get('custom_hooks') or []]
     if ('CurriculumInitHook' in hooks and not args.resume
             and not cfg.get('load_from')):

@@ -60,7 +60,8 @@ def data_paths(cfg: Config,
                 yield 'annotation file', osp.join(root, ann_file), loader
             for folder in (dataset.get('data_prefix') or {}).values():
                 if folder:
-                    yield 'image folder', osp.join(root, folder), loader
+                    yield ('image folder',
+                           osp.normpath(osp.join(root, folder)), loader)
             if dataset.get('bbox_file'):
                 yield 'detection file', dataset['bbox_file'], loader
         evaluators = cfg.get(f'{stage}_evaluator') or []

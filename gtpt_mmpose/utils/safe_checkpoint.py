@@ -15,13 +15,13 @@ import os.path as osp
 import pickle
 import tempfile
 import zipfile
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 # the first bytes of torch's zip format and of its legacy pickle format
 ZIP_MAGIC = b'PK\x03\x04'
-PICKLE_PROTOCOL_2 = b'\x80\x02'
+PICKLE_MAGIC = b'\x80'
 # suffix of the temporary file of a save in progress (removed if it fails)
 PARTIAL_SUFFIX = '.partial'
 
@@ -39,30 +39,36 @@ class CheckpointSaveError(OSError):
     """A file could not be written; nothing under its name was replaced."""
 
 
-def describe_unreadable(path: str, exc: BaseException) -> str:
-    """Say what is wrong with a file ``torch.load`` failed on.
+def file_problem(path: str) -> Optional[str]:
+    """What is wrong with the format of a file, read from its first bytes.
 
     Args:
         path (str): The file.
-        exc (BaseException): What ``torch.load`` raised.
 
     Returns:
-        str: One line naming the file and its problem.
+        str, optional: The problem, or None when it looks like a checkpoint
+        (a whole zip archive, or a pickle).
     """
-    size = osp.getsize(path)
     with open(path, 'rb') as f:
         head = f.read(4)
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if head == ZIP_MAGIC and not zipfile.is_zipfile(path):
-        what = ('is truncated: a zip archive without its end, as a save '
-                'that was interrupted or a partial copy leaves it')
-    elif head == ZIP_MAGIC:
-        what = f'is a damaged checkpoint archive ({detail})'
-    elif head[:2] == PICKLE_PROTOCOL_2:
-        what = f'is a damaged or truncated checkpoint ({detail})'
-    else:
-        what = f'is not a PyTorch checkpoint (it starts with {head!r})'
-    return f'checkpoint file {path} ({size} bytes) {what}'
+        return ('is truncated: a zip archive without its end, as a save that '
+                'was interrupted or a partial copy leaves it')
+    if head != ZIP_MAGIC and head[:1] != PICKLE_MAGIC:
+        return f'is not a PyTorch checkpoint (it starts with {head!r})'
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The informative line of torch's message (not its boilerplate)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [
+        line for line in lines
+        if not line.startswith(('Weights only load failed',
+                                'Check the documentation of torch.load'))
+    ]
+    reason = (useful or lines or [type(exc).__name__])[0]
+    return reason.split('WeightsUnpickler error: ')[-1] or type(exc).__name__
 
 
 def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
@@ -87,26 +93,32 @@ def load_checkpoint_file(path: str, map_location: Any = 'cpu') -> Any:
         raise FileNotFoundError(f'checkpoint file {path} does not exist')
     if osp.isdir(path):
         raise CheckpointFileError(f'{path} is a folder, not a checkpoint file')
-    if osp.getsize(path) == 0:
+    size = osp.getsize(path)
+    where = f'checkpoint file {path} ({size} bytes)'
+    if size == 0:
         raise CheckpointFileError(
             f'checkpoint file {path} is empty (0 bytes), as a save that was '
             'interrupted leaves it; use an earlier checkpoint')
+    problem = file_problem(path)
+    if problem:
+        raise CheckpointFileError(f'{where} {problem}')
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except UnsafeCheckpointError as exc:  # from the allowed getattr
         raise UnsafeCheckpointError(f'checkpoint file {path}: {exc}') from None
     except pickle.UnpicklingError as exc:
         if 'Weights only load failed' not in str(exc):
-            raise CheckpointFileError(describe_unreadable(path, exc)) from None
-        last = str(exc).strip().splitlines()[-1]
+            raise CheckpointFileError(
+                f'{where} is damaged ({_reason(exc)})') from None
         raise UnsafeCheckpointError(
             f'checkpoint file {path} holds objects that are not plain data '
             '(tensors, numbers, strings, containers) and was not loaded; '
-            f'nothing in it was executed. Details: {last}') from None
-    # torch.load reports a broken file as RuntimeError, EOFError, ValueError,
+            f'nothing in it was executed ({_reason(exc)})') from None
+    # torch.load reports a damaged file as RuntimeError, EOFError, ValueError,
     # zipfile or OS errors depending on where it breaks
     except Exception as exc:
-        raise CheckpointFileError(describe_unreadable(path, exc)) from None
+        raise CheckpointFileError(
+            f'{where} is damaged ({_reason(exc)})') from None
 
 
 def load_from_local_safely(filename: str, map_location: Any = None) -> Any:
