@@ -47,7 +47,7 @@ def test_the_same_seed_gives_the_same_first_losses(tmp_path):
 def test_a_nan_loss_term_stops_training_before_its_checkpoint(
         tmp_path, monkeypatch):
     from gtpt_mmpose.models.losses import GlobalPerceivedLoss
-    terms, calls = GlobalPerceivedLoss.terms, []
+    terms, calls = GlobalPerceivedLoss.forward, []
 
     def nan_distillation_on_the_second_call(self, *args, **kwargs):
         out = terms(self, *args, **kwargs)
@@ -56,7 +56,7 @@ def test_a_nan_loss_term_stops_training_before_its_checkpoint(
             out['loss_distill'] = out['loss_distill'] * float('nan')
         return out
 
-    monkeypatch.setattr(GlobalPerceivedLoss, 'terms',
+    monkeypatch.setattr(GlobalPerceivedLoss, 'forward',
                         nan_distillation_on_the_second_call)
     runner, _ = make_runner(tmp_path, 'nan_loss')
     with pytest.raises(
