@@ -25,9 +25,6 @@ from typing import Callable, Dict, List, NoReturn, Optional, Tuple, TypeVar
 
 import numpy as np
 
-# GTPT's keypoint scores are SimCC probabilities: a confident keypoint peaks
-# near 0.1
-DEFAULT_KPT_THR = 0.03
 NMS_THR = 0.3  # MMPose's default IoU threshold for detector boxes
 COCO_PERSON = 1  # category id of people in COCO detection files
 
@@ -74,8 +71,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--kpt-thr',
         type=float,
-        default=DEFAULT_KPT_THR,
-        help='minimum score of drawn keypoints')
+        help='minimum score of drawn keypoints (default: MMPose\'s, 0.3)')
     p.add_argument('--device', default='cpu')
     return p.parse_args(argv)
 
@@ -117,13 +113,40 @@ def collect_inputs(args: argparse.Namespace) -> Tuple[str, List[str]]:
             fail(f'cannot read video {args.input!r}')
         return 'video', [args.input]
     elif media_type(args.input) == 'image':
-        images = [args.input]
+        if not readable(args.input):
+            fail(f'cannot read image {args.input!r}')
+        return 'images', [args.input]
     else:
         fail(f'input {args.input!r} is not an image, a video or a folder')
-    for path in images:
-        if mmcv.imread(path) is None:
-            fail(f'cannot read image {path!r}')
-    return 'images', images
+    # in a folder, an unreadable file is reported and the others go on
+    good = [path for path in images if readable(path)]
+    for path in sorted(set(images) - set(good)):
+        print(
+            f'inference_demo: cannot read image {path!r}; skipped',
+            file=sys.stderr)
+    if not good:
+        fail(f'no readable images in folder {args.input!r}')
+    return 'images', good
+
+
+def readable(path: str) -> bool:
+    """Whether ``path`` decodes as an image (as the model's pipeline reads
+    it)."""
+    from gtpt_mmpose.datasets import BadSampleError, LoadImageAsBGR
+    try:
+        LoadImageAsBGR().read(path)
+    except BadSampleError:
+        return False
+    return True
+
+
+def drawing_options(args: argparse.Namespace) -> dict:
+    """How MMPose's visualiser draws: boxes, and keypoints above
+    ``--kpt-thr`` (MMPose's own default when not given)."""
+    options = dict(draw_bbox=True, show=False)
+    if args.kpt_thr is not None:
+        options['kpt_thr'] = args.kpt_thr
+    return options
 
 
 def load_boxes(path: str, bbox_thr: float) -> Dict[str, Boxes]:
@@ -218,7 +241,7 @@ class TopdownPredictor:
         self.visualizer = VISUALIZERS.build(
             dict(self.model.cfg.visualizer, name=f'inference_demo_{id(self)}'))
         self.visualizer.set_dataset_meta(self.model.dataset_meta)
-        self.kpt_thr = args.kpt_thr
+        self.drawing_options = drawing_options(args)
 
     def __call__(self, image: np.ndarray,
                  boxes: Boxes) -> Tuple[list, np.ndarray]:
@@ -241,9 +264,7 @@ class TopdownPredictor:
             image[..., ::-1],
             data_sample=sample,
             draw_gt=False,
-            draw_bbox=True,
-            kpt_thr=self.kpt_thr,
-            show=False)
+            **self.drawing_options)
         return split_instances(sample.get('pred_instances')), drawing
 
 
@@ -315,9 +336,7 @@ def run_whole_image(args: argparse.Namespace, kind: str,
         inputs,
         vis_out_dir=osp.join(args.out_dir, 'vis'),
         pred_out_dir=osp.join(args.out_dir, 'predictions'),
-        kpt_thr=args.kpt_thr,
-        draw_bbox=True,
-        show=False)
+        **drawing_options(args))
     return sum(
         len(people) for result in results for people in result['predictions'])
 

@@ -174,3 +174,60 @@ def test_bad_paths_give_one_clear_error(problem, converted, tmp_path):
     }[problem]
     assert proc.stderr.strip().splitlines() == [f'inference_demo: {expected}']
     assert not os.path.exists(tmp_path / 'out')
+
+
+def test_an_unreadable_image_in_a_folder_is_reported_and_the_rest_finish(
+        converted, tmp_path):
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    for name in ('000000196141.jpg', '000000000785.jpg'):
+        shutil.copy(osp.join(IMAGES, name), folder)
+    (folder / 'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 not a JPEG')
+    (folder / 'empty.jpg').write_bytes(b'')
+    proc = run_demo(converted, folder, tmp_path / 'out')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f'inference_demo: cannot read image {str(folder / name)!r}; skipped'
+        for name in ('broken.jpg', 'empty.jpg')
+    ]
+    for name in ('000000196141', '000000000785'):
+        assert len(predictions(tmp_path / 'out', name)) == 1
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_over_300_images(converted, tmp_path):
+    """Resident memory after a warm-up of 30 images grows by less than 10 %
+    by the 300th (the mini set's four images, repeated)."""
+    import time
+
+    import psutil
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    sources = sorted(os.listdir(IMAGES))
+    for i in range(300):
+        os.symlink(
+            osp.join(IMAGES, sources[i % len(sources)]),
+            folder / f'{i:03d}.jpg')
+    out = tmp_path / 'out'
+    proc = subprocess.Popen(
+        [sys.executable, DEMO, *demo_args(converted, folder, out)],
+        cwd=REPO,
+        env=one_thread_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True)
+    process, samples = psutil.Process(proc.pid), []
+    while proc.poll() is None:
+        done = len(os.listdir(out / 'vis')) if (out / 'vis').is_dir() else 0
+        try:
+            samples.append((done, process.memory_info().rss))
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.1)
+    assert proc.wait(timeout=900) == 0, proc.stderr.read()[-2000:]
+    assert len(os.listdir(out / 'vis')) == 300
+    warm = max(rss for done, rss in samples if 30 <= done < 40)
+    end = max(rss for done, rss in samples if done >= 270)
+    print(f'RSS after 30 images {warm / 2**20:.0f} MiB, after 270-300 '
+          f'{end / 2**20:.0f} MiB ({(end - warm) / warm:+.1%})')
+    assert end < 1.1 * warm

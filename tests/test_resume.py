@@ -18,12 +18,17 @@ OPTIONS = [
 ]
 
 
-def train(work, *extra, options=(), env=None, wait=True):
+def train(work,
+          *extra,
+          config='configs/gtpt-t_coco_mini.py',
+          options=(),
+          env=None,
+          wait=True):
     """``mim train`` of the stage-1 mini config for 6 epochs (one iteration
     each), a checkpoint every 2; returns the output, or the process."""
     cmd = [
-        sys.executable, '-m', 'mim', 'train', 'gtpt_mmpose',
-        'configs/gtpt-t_coco_mini.py', '--work-dir',
+        sys.executable, '-m', 'mim', 'train', 'gtpt_mmpose', config,
+        '--work-dir',
         str(work), *extra, '--cfg-options', *OPTIONS, *options
     ]
     proc = subprocess.Popen(
@@ -109,11 +114,14 @@ def test_a_run_killed_while_it_saves_resumes_from_its_last_checkpoint(
         GTPT_STALL_SAVE='epoch_4.pth',
         GTPT_STALL_MARKER=str(marker),
         PYTHONPATH=helpers + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    options = [
-        'default_hooks.checkpoint.max_keep_ckpts=1',
-        "custom_imports.imports=['gtpt_mmpose','stall_checkpoint_save']"
-    ]
-    proc = train(cut, options=options, env=stall, wait=False)
+    config = tmp_path / 'stalling_save.py'
+    config.write_text(
+        f"_base_ = ['{REPO}/configs/gtpt-t_coco_mini.py']\n"
+        "custom_imports = dict(imports=['gtpt_mmpose', "
+        "'stall_checkpoint_save'], allow_failed_imports=False)\n")
+    options = ['default_hooks.checkpoint.max_keep_ckpts=1']
+    proc = train(
+        cut, config=str(config), options=options, env=stall, wait=False)
     kill_when(proc, marker.exists)  # killed while epoch_4.pth is written
     partial = [p for p in os.listdir(cut) if p.endswith('.partial')]
     assert len(partial) == 1 and partial[0].startswith('epoch_4.pth.')
@@ -121,7 +129,7 @@ def test_a_run_killed_while_it_saves_resumes_from_its_last_checkpoint(
                   if p.endswith('.pth')) == ['epoch_2.pth']
     assert (cut / 'last_checkpoint').read_text() == str(cut / 'epoch_2.pth')
 
-    out = train(cut, '--resume', options=options[:1])
+    out = train(cut, '--resume', options=options)
     assert 'resumed epoch: 2, iter: 2' in out
     assert 'Removed unfinished checkpoint files of an interrupted save' in out
     assert not [p for p in os.listdir(cut) if p.endswith('.partial')]

@@ -24,10 +24,6 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MIM = [sys.executable, '-m', 'mim']
-# GTPT's keypoint scores are SimCC probabilities (the authors' convention): a
-# confident keypoint peaks near 1 / (4 * sqrt(2 * pi)) = 0.1, so MMPose's usual
-# 0.3 would hide every keypoint.
-KPT_THR = 0.03
 # mim's complaint about each ignored path, kept in the log only
 NOISE = 'is ignored: it is neither a file nor a directory'
 
@@ -184,7 +180,6 @@ def draw_predictions(checkpoint: str, work_dir: str) -> str:
         data_sample=result,
         draw_gt=False,
         draw_bbox=True,
-        kpt_thr=KPT_THR,
         show=False,
         out_file=out)
     return out

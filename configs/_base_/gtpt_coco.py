@@ -57,12 +57,13 @@ val_dataloader = dict(
         pipeline={{_base_.val_pipeline}}))
 test_dataloader = val_dataloader
 
-# authors' evaluation: keypoint score threshold 0.01, OKS-NMS 0.9 (spec §10)
+# authors' evaluation: keypoint score threshold 0.01 (on probabilities),
+# OKS-NMS 0.9 (spec §10)
 val_evaluator = dict(
     type='CocoMetric',
     ann_file=osp.join(data_root, 'annotations/person_keypoints_val2017.json'),
     score_mode='bbox_keypoint',
-    keypoint_score_thr=0.01,
+    keypoint_score_thr={{_base_.keypoint_score_thr}},
     nms_mode='oks_nms',
     nms_thr=0.9)
 test_evaluator = val_evaluator

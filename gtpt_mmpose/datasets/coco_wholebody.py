@@ -8,14 +8,13 @@ from mmpose.datasets import CocoWholeBodyDataset
 from mmpose.registry import DATASETS
 from xtcocotools.coco import COCO
 
-# keypoint lists of a COCO-WholeBody annotation and their lengths (x, y, v per
-# keypoint)
+from .wholebody_layout import WHOLEBODY_PARTS
+
+# keypoint lists of a COCO-WholeBody annotation and their lengths (x, y, v
+# per keypoint)
 WHOLEBODY_KEYPOINT_KEYS = {
-    'keypoints': 17 * 3,
-    'foot_kpts': 6 * 3,
-    'face_kpts': 68 * 3,
-    'lefthand_kpts': 21 * 3,
-    'righthand_kpts': 21 * 3
+    key: 3 * len(ids)
+    for _, key, ids in WHOLEBODY_PARTS
 }
 
 

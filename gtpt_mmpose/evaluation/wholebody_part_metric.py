@@ -1,4 +1,5 @@
 """COCO-WholeBody metric that reports every part, not only the whole body."""
+import math
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -8,17 +9,20 @@ from mmpose.registry import METRICS
 from xtcocotools.cocoeval import COCOeval
 
 from ..datasets.coco_wholebody import check_wholebody_annotations, load_coco
+from ..datasets.wholebody_layout import (NUM_WHOLEBODY_KEYPOINTS,
+                                         WHOLEBODY_PARTS)
 
 _STATS = ('AP', 'AP .5', 'AP .75', 'AP (M)', 'AP (L)', 'AR', 'AR .5', 'AR .75',
           'AR (M)', 'AR (L)')
 # (name in the logs, xtcocotools iouType, slice of the 133 sigmas)
-_PARTS = (('body', 'keypoints_body', slice(0, 17)), ('foot', 'keypoints_foot',
-                                                     slice(17, 23)),
-          ('face', 'keypoints_face',
-           slice(23, 91)), ('lefthand', 'keypoints_lefthand', slice(91, 112)),
-          ('righthand', 'keypoints_righthand',
-           slice(112,
-                 133)), ('wholebody', 'keypoints_wholebody', slice(0, 133)))
+_PARTS = [(name, f'keypoints_{name}', slice(ids.start, ids.stop))
+          for name, _, ids in WHOLEBODY_PARTS]
+_PARTS.append(
+    ('wholebody', 'keypoints_wholebody', slice(0, NUM_WHOLEBODY_KEYPOINTS)))
+# the authors' keypoint score threshold (docs/spec.md §10), on softmax
+# probabilities, times GTPTHead's score scale sigma * sqrt(2 pi) for the
+# configs' SimCC sigma of 4 bins: the same keypoints count
+DEFAULT_KEYPOINT_SCORE_THR = 0.01 * 4.0 * math.sqrt(2 * math.pi)
 
 
 @METRICS.register_module()
@@ -41,14 +45,15 @@ class WholeBodyPartMetric(CocoWholeBodyMetric):
         ann_file (str, optional): COCO-WholeBody ground truth; without it
             MMPose takes the ground truth from the data set.
         keypoint_score_thr (float): Keypoints above it count for the instance
-            score (0.01).
+            score; defaults to the authors' 0.01 on probabilities in
+            GTPTHead's score units (0.01 * 4 * sqrt(2 pi) = 0.1003).
         nms_thr (float): OKS-NMS threshold (0.9).
         **kwargs: Passed to ``CocoWholeBodyMetric``.
     """
 
     def __init__(self,
                  ann_file: Optional[str] = None,
-                 keypoint_score_thr: float = 0.01,
+                 keypoint_score_thr: float = DEFAULT_KEYPOINT_SCORE_THR,
                  nms_thr: float = 0.9,
                  **kwargs) -> None:
         kwargs.setdefault('score_mode', 'bbox_keypoint')

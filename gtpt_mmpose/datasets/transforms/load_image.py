@@ -121,7 +121,7 @@ class LoadImageAsBGR(LoadImage):
 
         filename = results['img_path']
         try:
-            img = self._read(filename)
+            img = self.read(filename)
         except BadSampleError:
             if self.ignore_empty:
                 return None
@@ -133,9 +133,19 @@ class LoadImageAsBGR(LoadImage):
         results['ori_shape'] = img.shape[:2]
         return results
 
-    def _read(self, filename: str) -> np.ndarray:
-        """Read and decode ``filename``; raise one exception naming it when
-        that fails."""
+    def read(self, filename: str) -> np.ndarray:
+        """Read and decode an image file.
+
+        Args:
+            filename (str): The file.
+
+        Returns:
+            np.ndarray: The (H, W, 3) uint8 BGR image.
+
+        Raises:
+            ImageNotFoundError: The file does not exist.
+            UnreadableImageError: It is empty or does not decode.
+        """
         try:
             if self.file_client_args is not None:
                 img_bytes = fileio.FileClient.infer_client(
