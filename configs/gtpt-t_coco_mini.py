@@ -43,7 +43,7 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(dataset=dict(data_root=data_root, pipeline=train_pipeline)))
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=16,
     num_workers=0,

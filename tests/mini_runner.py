@@ -23,8 +23,8 @@ class LossRecorder(Hook):
 
 
 def train_set(cfg) -> dict:
-    """The training data set config inside the ``SkipBadSamples`` wrapper."""
-    return cfg.train_dataloader.dataset.dataset
+    """The training data set config."""
+    return cfg.train_dataloader.dataset
 
 
 def mini_config(work_dir,

@@ -76,7 +76,7 @@ def test_a_nan_loss_term_stops_training_before_its_checkpoint(
 
 def test_a_nan_input_stops_training_naming_the_image(tmp_path):
     runner, _ = make_runner(tmp_path, 'nan_input')
-    runner.train_dataloader.dataset.dataset.pipeline.transforms.insert(
+    runner.train_dataloader.dataset.pipeline.transforms.insert(
         -1, poison_pixels)  # before PackPoseInputs
     with pytest.raises(
             FloatingPointError,

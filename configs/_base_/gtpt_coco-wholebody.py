@@ -4,7 +4,7 @@
 _base_ = ['./gtpt_coco.py']
 import os.path as osp  # noqa: E402 (data_root with or without its slash)
 
-# refuses a non-whole-body annotation file
+# refuses a non-whole-body annotation file; training skips bad samples
 dataset_type = 'CheckedCocoWholeBodyDataset'
 # or GTPT_DATA_ROOT=... in the environment
 data_root = '{{$GTPT_DATA_ROOT:data/coco/}}'
@@ -18,9 +18,8 @@ model = dict(
         num_keypoints=num_keypoints, keep_ratios=(1.0, 0.7, 0.5, 0.3)))
 train_dataloader = dict(
     dataset=dict(
-        dataset=dict(
-            type=dataset_type,
-            ann_file='annotations/coco_wholebody_train_v1.0.json')))
+        type=dataset_type,
+        ann_file='annotations/coco_wholebody_train_v1.0.json'))
 val_dataloader = dict(
     dataset=dict(
         type=dataset_type,

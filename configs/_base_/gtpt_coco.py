@@ -3,7 +3,8 @@
 _base_ = ['./gtpt_runtime.py']
 import os.path as osp  # noqa: E402 (data_root with or without its slash)
 
-dataset_type = 'CocoDataset'
+# MMPose's CocoDataset whose training skips a bad sample with a warning
+dataset_type = 'GTPTCocoDataset'
 data_mode = 'topdown'
 # or GTPT_DATA_ROOT=... in the environment
 data_root = '{{$GTPT_DATA_ROOT:data/coco/}}'
@@ -29,16 +30,13 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    # a missing or corrupt image is skipped with a warning, not a crash
     dataset=dict(
-        type='SkipBadSamples',
-        dataset=dict(
-            type=dataset_type,
-            data_root=data_root,
-            data_mode=data_mode,
-            ann_file='annotations/person_keypoints_train2017.json',
-            data_prefix=dict(img='train2017/'),
-            pipeline={{_base_.train_pipeline}})))
+        type=dataset_type,
+        data_root=data_root,
+        data_mode=data_mode,
+        ann_file='annotations/person_keypoints_train2017.json',
+        data_prefix=dict(img='train2017/'),
+        pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(
     batch_size=32,
     num_workers=4,

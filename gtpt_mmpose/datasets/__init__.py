@@ -1,8 +1,8 @@
-from .bad_samples import BadSampleError, SkipBadSamples
+from .bad_samples import BadSampleError, GTPTCocoDataset, SkipBadSamplesMixin
 from .coco_wholebody import CheckedCocoWholeBodyDataset
 from .transforms import LoadImageAsBGR
 
 __all__ = [
-    'BadSampleError', 'CheckedCocoWholeBodyDataset', 'LoadImageAsBGR',
-    'SkipBadSamples'
+    'BadSampleError', 'CheckedCocoWholeBodyDataset', 'GTPTCocoDataset',
+    'LoadImageAsBGR', 'SkipBadSamplesMixin'
 ]

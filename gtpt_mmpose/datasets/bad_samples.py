@@ -1,18 +1,17 @@
 """Training that goes on past a bad sample: a missing or corrupt image, an
 annotation without a single visible keypoint.
 
-:class:`SkipBadSamples` wraps the training set: it replaces such a sample by
-the next good one and records what it skipped in the substitute's
+:class:`SkipBadSamplesMixin`, in this package's data sets, replaces such a
+sample by the next good one and records what it skipped in the substitute's
 ``metainfo['skipped_samples']``. Samples load in data-loader worker
 processes, so the record travels with the batch to
 :class:`~gtpt_mmpose.engine.BadSampleReportHook` in the main process, which
 warns once per bad sample and counts them at the end of each epoch.
 """
-import copy
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional
 
 import numpy as np
-from mmengine.dataset import BaseDataset
+from mmpose.datasets import CocoDataset
 from mmpose.registry import DATASETS
 
 # where the record of skipped samples travels, in a data sample's metainfo
@@ -31,53 +30,24 @@ def visible_keypoints(data_info: dict) -> Optional[int]:
     return None if visible is None else int(np.count_nonzero(visible))
 
 
-@DATASETS.register_module()
-class SkipBadSamples:
-    """Dataset wrapper that replaces a bad training sample by the next good
-    one.
+class SkipBadSamplesMixin:
+    """Training that replaces a bad sample by the next good one; mix into an
+    MMPose data set class before it.
 
     A sample is bad when its annotation has no visible keypoint (MMPose drops
     those whose ``num_keypoints`` is 0 when it loads the file; this catches
     the ones whose ``num_keypoints`` disagrees with their visibility flags,
     which would train on nothing), or when loading it raises
     :class:`BadSampleError` (a missing, empty, truncated or corrupt image).
-    Other exceptions are not caught. The substitute is the next index that
-    loads; its ``data_samples.metainfo['skipped_samples']`` lists what was
-    skipped (``sample``: annotation id and image, ``reason``).
+    Other exceptions are not caught, and test-mode data sets are left alone.
+    The substitute is the next index that loads; its
+    ``data_samples.metainfo['skipped_samples']`` lists what was skipped
+    (``sample``: annotation id and image; ``reason``).
 
-    Args:
-        dataset (BaseDataset | dict): The training set or its config.
-        lazy_init (bool): Defer loading the annotations, as MMEngine's
-            wrappers do. Defaults to False.
+    (A dataset wrapper would hide the data set's ``METAINFO`` from MMPose's
+    ``dataset_meta_from_config``, which ``init_model`` and
+    ``MMPoseInferencer`` use for checkpoints without ``dataset_meta``.)
     """
-
-    def __init__(self,
-                 dataset: Union[BaseDataset, dict],
-                 lazy_init: bool = False) -> None:
-        self.dataset = DATASETS.build(dataset) if isinstance(dataset,
-                                                             dict) else dataset
-        self._metainfo = self.dataset.metainfo
-        self._fully_initialized = False
-        if not lazy_init:
-            self.full_init()
-
-    @property
-    def metainfo(self) -> dict:
-        """The wrapped data set's meta information."""
-        return copy.deepcopy(self._metainfo)
-
-    def full_init(self) -> None:
-        """Load the wrapped data set's annotations."""
-        if not self._fully_initialized:
-            self.dataset.full_init()
-            self._fully_initialized = True
-
-    def get_data_info(self, idx: int) -> dict:
-        """The wrapped data set's annotation of sample ``idx``."""
-        return self.dataset.get_data_info(idx)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
 
     def __getitem__(self, idx: int) -> Any:
         """Sample ``idx``, or the next good one with a record of the bad ones.
@@ -86,13 +56,16 @@ class SkipBadSamples:
             idx (int): The sample.
 
         Returns:
-            Any: The wrapped data set's sample (``inputs``,
-            ``data_samples``).
+            Any: The sample (``inputs``, ``data_samples``).
         """
+        if self.test_mode:
+            return super().__getitem__(idx)
+        if not self._fully_initialized:
+            self.full_init()
         skipped: List[dict] = []
         for offset in range(len(self)):
             index = (idx + offset) % len(self)
-            info = self.dataset.get_data_info(index)
+            info = self.get_data_info(index)
             name = (f'annotation {info.get("id")} of '
                     f'{info.get("img_path", "an unnamed image")}')
             if visible_keypoints(info) == 0:
@@ -103,7 +76,7 @@ class SkipBadSamples:
                         f'num_keypoints is {info.get("num_keypoints")}'))
                 continue
             try:
-                data = self.dataset[index]
+                data = super().__getitem__(index)
             except BadSampleError as exc:
                 skipped.append(dict(sample=name, reason=str(exc)))
                 continue
@@ -112,3 +85,13 @@ class SkipBadSamples:
             return data
         raise RuntimeError(f'every sample of the training set is bad, e.g. '
                            f'{skipped[0]["sample"]}: {skipped[0]["reason"]}')
+
+
+@DATASETS.register_module()
+class GTPTCocoDataset(SkipBadSamplesMixin, CocoDataset):
+    """MMPose's ``CocoDataset`` whose training skips bad samples
+    (:class:`SkipBadSamplesMixin`).
+
+    Args:
+        Same as :class:`mmpose.datasets.CocoDataset`.
+    """

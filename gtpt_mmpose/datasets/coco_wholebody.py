@@ -8,6 +8,7 @@ from mmpose.datasets import CocoWholeBodyDataset
 from mmpose.registry import DATASETS
 from xtcocotools.coco import COCO
 
+from .bad_samples import SkipBadSamplesMixin
 from .wholebody_layout import WHOLEBODY_PARTS
 
 # keypoint lists of a COCO-WholeBody annotation and their lengths (x, y, v
@@ -110,7 +111,7 @@ def check_wholebody_annotations(anns: Sequence[dict], ann_file: str) -> None:
 
 
 @DATASETS.register_module()
-class CheckedCocoWholeBodyDataset(CocoWholeBodyDataset):
+class CheckedCocoWholeBodyDataset(SkipBadSamplesMixin, CocoWholeBodyDataset):
     """``CocoWholeBodyDataset`` that refuses an annotation file that is not
     COCO-WholeBody.
 
