@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from conftest import config_file, fixture_input
 
-from gtpt_mmpose.models.backbones.gtpt import pooled_scores
+from gtpt_mmpose.models.backbones.token_ops import pooled_scores
 from gtpt_mmpose.models.backbones.token_layout import (DEFAULT_GROUPS,
                                                        GroupLayout)
 from gtpt_mmpose.models.backbones.transformer import GroupAttention
@@ -234,7 +234,7 @@ def test_flip_test_gives_mirrored_keypoints_for_a_mirrored_input():
 
 
 def test_sine_table_matches_the_formula():
-    from gtpt_mmpose.models.backbones.gtpt import sine_position_table
+    from gtpt_mmpose.models.backbones.token_ops import sine_position_table
     table = sine_position_table(16, 16, 128)
     r, c, k = 3, 7, 10  # row code in the first half, column code in the second, sin/cos alternating
     tau = 10000**(2 * (k // 2) / 64)
@@ -246,38 +246,6 @@ def test_sine_table_matches_the_formula():
         table[r * 16 + c, 64 + k + 1].item(),
         math.cos((c + 1) / (16 + 1e-6) * 2 * math.pi / tau),
         abs_tol=1e-6)
-
-
-def test_stem_folds_batchnorm_at_inference_without_changing_its_output(
-        monkeypatch):
-    from gtpt_mmpose.models.backbones.shufflenet_stem import ShuffleStem
-    torch.manual_seed(0)
-    stem = ShuffleStem(128).eval()
-    bns = [m for m in stem.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for bn in bns:  # statistics far from the identity, so a skipped or misplaced BN would show
-        bn.running_mean.normal_()
-        bn.running_var.uniform_(0.5, 2.0)
-        torch.nn.init.normal_(bn.weight)
-        torch.nn.init.normal_(bn.bias)
-    x = torch.randn(2, 3, 64, 48)
-    calls = []
-    bn_forward = torch.nn.BatchNorm2d.forward
-    monkeypatch.setattr(
-        torch.nn.BatchNorm2d, 'forward',
-        lambda self, t: calls.append(self) or bn_forward(self, t))
-    with torch.no_grad():
-        folded = stem(x)
-        assert calls == [
-        ]  # every BN of the stem follows a convolution and is folded into it
-        handles = [bn.register_forward_hook(lambda *a: None) for bn in bns]
-        unfolded = stem(
-            x
-        )  # hooked modules run one by one, so hooks (e.g. the FLOPs counter) see them
-        for h in handles:
-            h.remove()
-    assert len(calls) == len(bns) == 15
-    assert torch.allclose(
-        folded, unfolded, rtol=1e-4, atol=1e-5 * float(unfolded.abs().max()))
 
 
 @pytest.mark.parametrize('channels_last', [True, False])

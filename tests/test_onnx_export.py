@@ -44,35 +44,52 @@ def pose_model(converted):
         cfg_options=dict(model=dict(test_cfg=dict(flip_test=False))))
 
 
-def test_export_reports_its_check_on_a_real_image(exported):
+def test_export_reports_its_checks_on_a_real_image(exported):
     out, stdout = exported
-    diff = float(stdout.rsplit('max |diff| = ', 1)[1])
-    assert osp.isfile(out) and diff < 1e-3
+    assert osp.isfile(out) and 'opset 23' in stdout
+    for runtime in ('onnxruntime', 'openvino'):  # both check the graph
+        diff = float(stdout.split(f'{runtime} max |diff| = ')[1].split(',')[0])
+        assert diff < 1e-3, runtime
 
 
-def test_onnx_runtime_matches_torch_on_the_parity_input(exported, pose_model):
-    import onnxruntime as ort
-    x = fixture_input(NAME)
+def test_exported_graph_uses_the_fused_attention_op(exported):
+    """Opset 23's standard Attention op, one per layer, and what decoding
+    needs in the metadata."""
+    import onnx
+    model = onnx.load(exported[0])
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count('Attention') == 12 and 'Softmax' in ops  # scores only
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta['input_size'] == '192 256' and meta['num_keypoints'] == '133'
+    assert float(meta['score_scale']) == pytest.approx(4 * (2 * np.pi)**0.5)
+
+
+@pytest.mark.parametrize('runtime', ['onnxruntime', 'openvino'])
+def test_runtimes_match_torch_on_the_parity_input(exported, pose_model,
+                                                  runtime):
+    from gtpt_mmpose.deploy import open_session
+    x = fixture_input(NAME)  # the authors' outputs are known for it
     with torch.no_grad():
         expected = pose_model.head.forward(pose_model.extract_feat(x))
-    got = ort.InferenceSession(
-        exported[0],
-        providers=['CPUExecutionProvider']).run(None, {'input': x.numpy()})
+    got = open_session(exported[0], runtime)(x.numpy())
     for g, e in zip(got, expected):
         assert g.shape == tuple(e.shape)
         assert np.abs(g - e.numpy()).max() < 1e-3
 
 
 @pytest.mark.parametrize(
-    'box', [None, [247.0, 74.0, 170.0, 300.0]], ids=['whole-image', 'box'])
+    'box, runtime', [(None, 'onnxruntime'),
+                     ([247.0, 74.0, 170.0, 300.0], 'onnxruntime'),
+                     ([247.0, 74.0, 170.0, 300.0], 'openvino')],
+    ids=['whole-image', 'box', 'openvino'])
 def test_torch_free_example_gives_mmposes_keypoints(exported, pose_model,
-                                                    tmp_path, box):
+                                                    tmp_path, box, runtime):
     from mmpose.apis import inference_topdown
     out = str(tmp_path / 'kp.json')
     cmd = [
         sys.executable,
         osp.join(REPO, 'demo', 'onnx_inference.py'), exported[0], IMAGE,
-        '--out', out
+        '--out', out, '--runtime', runtime
     ]
     proc = subprocess.run(
         cmd + (['--bbox', *map(str, box)] if box else []),
@@ -87,8 +104,9 @@ def test_torch_free_example_gives_mmposes_keypoints(exported, pose_model,
     assert keypoints.shape == (133, 2) and scores.shape == (133, )
     x, y, w, h = box or (0, 0, *IMAGE_SIZE)
     assert result['bbox'] == [x, y, w, h]
-    # the crop is the box padded by 1.25 and widened to 3:4; every keypoint lies inside it (the
-    # fixture weights are untrained, so keypoints need not land on the person or in the image)
+    # the crop is the box padded by 1.25 and widened to 3:4; every keypoint
+    # lies inside it (the fixture weights are untrained, so keypoints need
+    # not land on the person or in the image)
     half = np.array([max(w, h * 0.75), max(h, w / 0.75)]) * 1.25 / 2
     center = np.array([x + w / 2, y + h / 2])
     assert (np.abs(keypoints - center) <= half + 1e-3).all()
@@ -127,3 +145,21 @@ def test_example_refuses_a_missing_model(tmp_path):
                           text=True,
                           timeout=300)
     assert proc.returncode != 0 and 'no.onnx' in proc.stderr
+
+
+def test_example_runs_openvino_in_bf16(exported, tmp_path):
+    """bf16 moves the untrained fixture's keypoints little; what bf16 does
+    to a trained model's keypoints and AP is measured by
+    tools/analysis/bf16_accuracy.py (README, Deploy)."""
+    outs = {}
+    for precision in ('fp32', 'bf16'):
+        out = str(tmp_path / f'{precision}.json')
+        proc = subprocess.run(
+            [sys.executable, osp.join(REPO, 'demo', 'onnx_inference.py'),
+             exported[0], IMAGE, '--out', out, '--runtime', 'openvino',
+             '--precision', precision], env=python_env(),
+            capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outs[precision] = np.array(json.load(open(out))['keypoints'])
+    moved = np.linalg.norm(outs['bf16'] - outs['fp32'], axis=1)
+    assert np.isfinite(outs['bf16']).all() and np.median(moved) < 20

@@ -36,6 +36,31 @@ class BatchChunks(nn.Module):
         return torch.cat([self.module(c) for c in x.split(self.size)])
 
 
+class ConvPatchEmbed(nn.Module):
+    """GTPT's ``PatchEmbed`` as the equivalent strided convolution (same
+    weights, permuted): no patch gather, whose transposes some runtimes run
+    slowly. (B, ch, H, W) -> (B, N, C).
+
+    Args:
+        patch_embed (nn.Module): The ``PatchEmbed`` to replace.
+    """
+
+    def __init__(self, patch_embed: nn.Module) -> None:
+        super().__init__()
+        ph, pw = patch_embed.patch_size
+        dims = patch_embed.out_features
+        ch = patch_embed.in_features // (ph * pw)
+        self.conv = nn.Conv2d(ch, dims, (ph, pw), (ph, pw)).to(
+            patch_embed.weight.device)
+        with torch.no_grad():  # linear columns are (row, column, channel)
+            self.conv.weight.copy_(
+                patch_embed.weight.view(dims, ph, pw, ch).permute(0, 3, 1, 2))
+            self.conv.bias.copy_(patch_embed.bias)
+
+    def forward(self, f: Tensor) -> Tensor:
+        return self.conv(f).flatten(2).transpose(1, 2)
+
+
 def fold_conv_batchnorms(module: nn.Module) -> int:
     """Fold every BatchNorm that follows a convolution in an ``nn.Sequential``
     (directly, or after a ``PixelShuffle``) into the convolution; the
@@ -115,7 +140,8 @@ def fold_patch_norm(backbone: nn.Module) -> None:
 @torch.no_grad()
 def prepare_for_inference(pose_model: nn.Module,
                           backend: str = 'eager',
-                          stem_chunk: Optional[int] = STEM_CHUNK) -> nn.Module:
+                          stem_chunk: Optional[int] = STEM_CHUNK,
+                          patch_conv: Optional[bool] = None) -> nn.Module:
     """Rewrite a GTPT pose model for inference, in place, once.
 
     Folds every BatchNorm of the backbone into the layer before it, and lays
@@ -132,6 +158,8 @@ def prepare_for_inference(pose_model: nn.Module,
             ``'export'`` (ONNX, OpenVINO).
         stem_chunk (int, optional): Images per stem call in eager PyTorch;
             None runs the whole batch at once.
+        patch_conv (bool, optional): Embed patches with the equivalent
+            strided convolution instead of a gather and a linear layer.
 
     Returns:
         nn.Module: ``pose_model``, in eval mode.
@@ -146,6 +174,8 @@ def prepare_for_inference(pose_model: nn.Module,
     if isinstance(backbone.patch_norm, nn.BatchNorm2d):
         fold_conv_batchnorms(backbone.stem)
         fold_patch_norm(backbone)
+    if patch_conv and not isinstance(backbone.patch_embed, ConvPatchEmbed):
+        backbone.patch_embed = ConvPatchEmbed(backbone.patch_embed)
     stem = backbone.stem
     if isinstance(stem, BatchChunks):
         stem = stem.module

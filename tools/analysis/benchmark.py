@@ -165,16 +165,18 @@ def build_models(args: argparse.Namespace) -> Dict[str, nn.Module]:
 
 
 def timed_modules(models: Dict[str, nn.Module], unpruned: bool,
-                  backend: str) -> Dict[str, nn.Module]:
+                  backend: Optional[str]) -> Dict[str, nn.Module]:
     """name -> image-to-logits module, for the eager (also compile) or the
-    export backend; GTPT prepared by ``prepare_for_inference``."""
+    export backend: GTPT prepared by ``prepare_for_inference``; as it is
+    when ``backend`` is None."""
     from gtpt_mmpose.deploy import ImageToSimCC, prepare_for_inference
     out = {}
     for name, model in models.items():
         if not name.startswith('gtpt'):
             out[name] = ImageToSimCC(model).eval()
             continue
-        prepared = prepare_for_inference(copy.deepcopy(model), backend)
+        prepared = model if backend is None else prepare_for_inference(
+            copy.deepcopy(model), backend)
         out[name] = ImageToSimCC(prepared).eval()
         if unpruned:
             out[f'{name} unpruned'] = ImageToSimCC(prepared,
@@ -339,7 +341,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     eager = timed_modules(models, not args.no_unpruned, 'eager')
     export = timed_modules(models, not args.no_unpruned, 'export')
     names = list(eager)
-    flops = {name: gflops(module) for name, module in eager.items()}
+    # the work of the model as trained, before the deploy rewrites
+    flops = {
+        name: gflops(module)
+        for name, module in timed_modules(models, not args.no_unpruned,
+                                          None).items()
+    }
     with tempfile.TemporaryDirectory() as workdir:
         runners = Runners(eager, export, args, workdir)
         calls = {}

@@ -21,6 +21,7 @@ MATRIX_OPS = frozenset({
     'addmm', 'mm', 'bmm', 'baddbmm', 'matmul', 'linear',
     '_scaled_dot_product_flash_attention_for_cpu', '_linear_pointwise',
     '_mkl_linear', 'mkl_linear',
+    '_scaled_dot_product_flash_attention_for_cpu_backward',
     # ONNX Runtime
     'Gemm', 'MatMul', 'FusedMatMul', 'FusedGemm', 'Attention',
     'MultiHeadAttention',
@@ -29,7 +30,8 @@ MATRIX_OPS = frozenset({
 })
 CONV_OPS = frozenset({
     'mkldnn_convolution', '_convolution_pointwise', 'convolution',
-    '_slow_conv2d_forward', 'thnn_conv2d', 'Conv', 'FusedConv',
+    '_slow_conv2d_forward', 'thnn_conv2d', 'convolution_backward',
+    'mkldnn_convolution_backward', 'Conv', 'FusedConv',
     'Convolution', 'GroupConvolution', 'Deconvolution'
 })
 GLUE_OPS = frozenset({

@@ -4,7 +4,6 @@ fine encoder (docs/spec.md §1–§4).
 The backbone returns keypoint tokens; the SimCC head (``GTPTHead``) reads
 them. One class serves T, S and B on COCO and COCO-WholeBody.
 """
-import math
 from functools import partial
 from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
@@ -16,8 +15,10 @@ from mmpose.registry import MODELS
 from torch import Tensor
 
 from ...datasets.wholebody_layout import NUM_BODY_KEYPOINTS
+from .patch_embed import PatchEmbed
 from .shufflenet_stem import ShuffleStem, UShapedShuffleStem
 from .token_layout import STAGE_LAYERS, GroupLayout, PruningPlan
+from .token_ops import pooled_scores, sine_position_table, take_tokens
 from .transformer import Block
 
 # the stem (a module factory) and the token width of each variant (spec §0)
@@ -28,55 +29,6 @@ ARCH_SETTINGS: Dict[str, dict] = {
 }
 STEM_STRIDE = 4
 PATCH_SIZE = (4, 3)  # rows x cols of the stride-4 feature map per token
-
-
-def sine_position_table(rows: int,
-                        cols: int,
-                        dims: int,
-                        temperature: float = 10000.) -> Tensor:
-    """(rows * cols, dims) fixed 2-D sine code: the first half codes the row,
-    the second half the column (spec §1.6)."""
-    half, eps = dims // 2, 1e-6
-    y = torch.arange(1, rows + 1, dtype=torch.float32) / (rows + eps) * 2 \
-        * math.pi
-    x = torch.arange(1, cols + 1, dtype=torch.float32) / (cols + eps) * 2 \
-        * math.pi
-    k = torch.arange(half, dtype=torch.float32)
-    tau = temperature**(2 * torch.div(k, 2, rounding_mode='floor') / half)
-
-    def encode(v: Tensor) -> Tensor:  # (n,) -> (n, half): sin even, cos odd
-        a = v[:, None] / tau
-        return torch.stack((a[:, 0::2].sin(), a[:, 1::2].cos()),
-                           dim=2).flatten(1)
-
-    ey, ex = encode(y), encode(x)
-    return torch.cat((ey[:, None].expand(rows, cols, half),
-                      ex[None].expand(rows, cols, half)),
-                     dim=2).flatten(0, 1)
-
-
-def pooled_scores(logits: Tensor,
-                  query_bias: Optional[Tensor] = None) -> Tensor:
-    """Softmax pooling of attention logits over (head, query) pairs, per key
-    (eq. 10 as coded, quirk Q2).
-
-    Args:
-        logits (Tensor): (..., heads, queries, keys) scaled logits.
-        query_bias (Tensor, optional): Broadcastable to ``logits``; -inf
-            leaves a query row out.
-
-    Returns:
-        Tensor: (..., keys) float32 scores ``sum softmax(a) * a``.
-    """
-    a = logits.float()
-    w = a if query_bias is None else a + query_bias
-    w = w.flatten(-3, -2).softmax(dim=-2).view(w.shape)
-    return (w * a).sum(dim=(-3, -2))
-
-
-def take_tokens(x: Tensor, index: Tensor) -> Tensor:
-    """Gather tokens: x (..., N, C), index (..., k) -> (..., k, C)."""
-    return x.gather(-2, index.unsqueeze(-1).expand(*index.shape, x.shape[-1]))
 
 
 class EncodedTokens(NamedTuple):
@@ -93,6 +45,18 @@ class EncodedTokens(NamedTuple):
     coarse: Tuple[Tensor, ...]
     transition: Optional[Tensor]
     group: Optional[Tensor]
+
+
+class CoarseState(NamedTuple):
+    """The coarse encoder between two steps: tokens ``x`` (B, front + N,
+    C), the positional rows ``pos`` (B, N, C) of the N visual tokens, the
+    number ``front`` of sparse tokens before them, and the ``logits`` of the
+    front tokens against the visual ones in the last attention (B, heads,
+    front, N), or None."""
+    x: Tensor
+    pos: Tensor
+    front: int
+    logits: Optional[Tensor]
 
 
 @MODELS.register_module()
@@ -170,7 +134,7 @@ class GTPT(BaseModule):
         self.stem = cfg['stem']()
         ch = self.stem.out_channels
         self.patch_norm = nn.BatchNorm2d(ch)
-        self.patch_embed = nn.Linear(PATCH_SIZE[0] * PATCH_SIZE[1] * ch, dims)
+        self.patch_embed = PatchEmbed(ch, dims, PATCH_SIZE)
         self.register_buffer(
             'pos_embed',
             sine_position_table(*self.grid, dims)[None],
@@ -215,12 +179,24 @@ class GTPT(BaseModule):
             dict(
                 pruned=PruningPlan(layout, keep_ratios, num_visual),
                 unpruned=PruningPlan(layout, (1.0, ) * 4, num_visual)))
-        self._reset_parameters()
+        # the first coarse layer whose pruning differs between the paths:
+        # everything before its pruning step is computed once for both
+        self.split_layer = min(
+            set(self.plans['pruned'].coarse_keep)
+            ^ set(self.plans['unpruned'].coarse_keep),
+            default=depth[0])
         if stem_channels_last:
             self.stem.to(memory_format=torch.channels_last)
 
-    def _reset_parameters(self) -> None:
-        """The authors' initialisation from scratch (spec §9.1)."""
+    def init_weights(self) -> None:
+        """The authors' initialisation from scratch (spec §9.1), unless an
+        ``init_cfg`` (e.g. ``Pretrained``) says otherwise: convolution
+        weights N(0, 0.001^2) with PyTorch's default biases, BatchNorm
+        (1, 0), the token tables truncated-normal with std 0.02; linear and
+        norm layers keep PyTorch's defaults."""
+        if self.init_cfg is not None:
+            super().init_weights()
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.001)
@@ -231,22 +207,13 @@ class GTPT(BaseModule):
                      'dense_keypoint_token'):
             if hasattr(self, name):
                 nn.init.trunc_normal_(getattr(self, name), std=0.02)
+        self._is_init = True
 
     # ---- tokenizer -------------------------------------------------------
     def tokenize(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) normalised image -> (B, N, C) visual tokens with
         their positional code (spec §1.5)."""
-        f = self.patch_norm(self.stem(x))  # B, ch, H/4, W/4
-        b, ch, fh, fw = f.shape
-        ph, pw = PATCH_SIZE
-        # patch vectors ordered (row in patch, col in patch, channel),
-        # channel fastest: go channels-last, then swap the row-in-patch and
-        # patch-column axes (blocks of pw * ch contiguous values move as one;
-        # ONNX Runtime runs this 4-5x faster than the equivalent 6-D permute)
-        f = f.permute(0, 2, 3, 1).reshape(b, fh // ph, ph, fw // pw,
-                                          pw * ch).transpose(2, 3)
-        return self.patch_embed(f.reshape(b, -1,
-                                          ph * pw * ch)) + self.pos_embed
+        return self.patch_embed(self.patch_norm(self.stem(x))) + self.pos_embed
 
     # ---- encoders --------------------------------------------------------
     def sparse_embedding(self) -> Tensor:
@@ -259,32 +226,71 @@ class GTPT(BaseModule):
     def encode(self, visual: Tensor, plan: PruningPlan) -> EncodedTokens:
         """One path through the transformer: (B, N, C) visual tokens ->
         keypoint tokens and the pruning steps' choices."""
+        return self.encode_from(self.shared_prefix(visual), plan)
+
+    def shared_prefix(self, visual: Tensor) -> 'CoarseState':
+        """The coarse layers that every path computes alike: those before
+        :attr:`split_layer`, and that layer's attention (the paths part at
+        its pruning step). (B, N, C) visual tokens -> the coarse state."""
         b = visual.shape[0]
-        pos = self.pos_embed.expand(b, -1, -1)
         x = torch.cat((self.human_token.expand(b, -1, -1), visual), dim=1)
-        front, last = 1, len(self.coarse_blocks) - 1
-        logits, coarse_index = None, []
-        for i, blk in enumerate(self.coarse_blocks):
-            if i > 0:  # the positional code re-enters before every layer (Q3)
-                x = x + F.pad(pos, (0, 0, front, 0))
-            keep = plan.coarse_keep.get(i)
-            x, logits = blk.attention_residual(
-                x, score_rows=front if (keep or i == last) else 0)
-            if keep:  # prune (spec §2.3)
-                index = pooled_scores(logits).topk(keep, dim=-1).indices
-                x = torch.cat((x[:, :front], take_tokens(x[:, front:], index)),
-                              dim=1)
-                pos = take_tokens(pos, index)
+        state = CoarseState(x, self.pos_embed.expand(b, -1, -1), 1, None)
+        for i in range(self.split_layer):  # no path prunes here
+            state = self.coarse_attention(i, state, False)
+            state, _ = self.coarse_finish(i, state, None)
+        if self.split_layer < len(self.coarse_blocks):
+            state = self.coarse_attention(self.split_layer, state, True)
+        return state
+
+    def encode_from(self, state: 'CoarseState',
+                    plan: PruningPlan) -> EncodedTokens:
+        """Continue one path from :meth:`shared_prefix`'s state."""
+        coarse_index = []
+        for i in range(self.split_layer, len(self.coarse_blocks)):
+            if i > self.split_layer:
+                state = self.coarse_attention(i, state, i in plan.coarse_keep)
+            state, index = self.coarse_finish(i, state, plan)
+            if index is not None:
                 coarse_index.append(index)
-            if i == STAGE_LAYERS:  # Human-2-Keypoint, between attention/FFN
-                x = torch.cat((x[:, :1] + self.sparse_embedding(), x[:, 1:]),
-                              dim=1)
-                front = self.layout.num_sparse
-            x = blk.ffn_residual(x)
-        x, pos, transition_index = self.coarse_to_fine(x, pos, logits, plan)
+        x, pos, transition = self.coarse_to_fine(state.x, state.pos,
+                                                 state.logits, plan)
         tokens, group_index = self.fine_encode(x, pos, plan)
-        return EncodedTokens(tokens, tuple(coarse_index), transition_index,
+        return EncodedTokens(tokens, tuple(coarse_index), transition,
                              group_index)
+
+    def coarse_attention(self, i: int, state: 'CoarseState',
+                         prunes: bool) -> 'CoarseState':
+        """The attention half of coarse layer ``i`` (spec §2.1); it keeps
+        the logits of the front tokens when a pruning step, or the
+        transition after the last layer, needs them."""
+        x, pos, front, _ = state
+        if i > 0:  # the positional code re-enters before every layer (Q3)
+            x = x + F.pad(pos, (0, 0, front, 0))
+        last = i == len(self.coarse_blocks) - 1
+        x, logits = self.coarse_blocks[i].attention_residual(
+            x, score_rows=front if prunes or last else 0)
+        return CoarseState(x, pos, front, logits)
+
+    def coarse_finish(
+            self, i: int, state: 'CoarseState', plan: Optional[PruningPlan]
+    ) -> Tuple['CoarseState', Optional[Tensor]]:
+        """The rest of coarse layer ``i``: the plan's pruning step (spec
+        §2.3), Human-2-Keypoint at the stage boundary (§2.2, quirk Q6), the
+        FFN. Returns the state and the kept indices, or None."""
+        x, pos, front, logits = state
+        keep = plan.coarse_keep.get(i) if plan is not None else None
+        index = None
+        if keep:
+            index = pooled_scores(logits).topk(keep, dim=-1).indices
+            x = torch.cat((x[:, :front], take_tokens(x[:, front:], index)),
+                          dim=1)
+            pos = take_tokens(pos, index)
+        if i == STAGE_LAYERS:  # the human token becomes the keypoint tokens
+            x = torch.cat((x[:, :1] + self.sparse_embedding(), x[:, 1:]),
+                          dim=1)
+            front = self.layout.num_sparse
+        x = self.coarse_blocks[i].ffn_residual(x)
+        return CoarseState(x, pos, front, logits), index
 
     def coarse_to_fine(
             self, x: Tensor, pos: Tensor, logits: Tensor, plan: PruningPlan
@@ -357,10 +363,11 @@ class GTPT(BaseModule):
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(B, 3, H, W) -> ``(tokens,)``, or ``(tokens, unpruned_tokens)``
         in training with ``unpruned_pass``."""
-        visual = self.tokenize(x)  # shared by both paths
-        pruned = self.encode(visual, self.plans['pruned']).tokens
+        prefix = self.shared_prefix(self.tokenize(x))  # both paths share it
+        pruned = self.encode_from(prefix, self.plans['pruned']).tokens
         if self.training and self.unpruned_pass:
-            return pruned, self.encode(visual, self.plans['unpruned']).tokens
+            unpruned = self.encode_from(prefix, self.plans['unpruned'])
+            return pruned, unpruned.tokens
         return (pruned, )
 
     @torch.no_grad()

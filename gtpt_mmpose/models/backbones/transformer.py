@@ -59,17 +59,24 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def split_heads(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """(..., N, C) -> q, k, v, each (..., heads, N, C / heads)."""
+        """(B, ..., N, C) -> q, k, v, each (B, heads, ..., N, C / heads).
+
+        The heads go right after the batch axis: one transpose of the
+        projection, then three contiguous chunks.
+        """
         *lead, n, c = x.shape
-        qkv = self.qkv(x).view(*lead, n, 3, self.num_heads,
+        qkv = self.qkv(x).view(*lead, n, 3 * self.num_heads,
                                c // self.num_heads)
-        d = len(lead)  # (..., n, 3, heads, c) -> (3, ..., heads, n, c)
-        q, k, v = qkv.permute(d + 1, *range(d), d + 2, d, d + 3).unbind(0)
-        return q, k, v
+        d = x.dim()  # qkv: (B, ..., n, 3 heads, c / heads), d + 1 axes
+        qkv = qkv.permute(0, d - 1, *range(1, d - 1), d)
+        return qkv.chunk(3, dim=1)
 
     def merge_heads(self, out: Tensor) -> Tensor:
-        """(..., heads, N, C / heads) -> output projection (..., N, C)."""
-        return self.proj(out.transpose(-2, -3).flatten(-2))
+        """(B, heads, ..., N, C / heads) -> output projection (B, ..., N,
+        C)."""
+        d = out.dim()
+        out = out.permute(0, *range(2, d - 1), 1, d - 1)
+        return self.proj(out.flatten(-2))
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor,
                mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
@@ -160,7 +167,7 @@ class GroupAttention(Attention):
             L - S), or None when ``score_rows`` is 0.
         """
         s = self.num_slots
-        q, k, v = self.split_heads(x)  # B, G, heads, L, C/heads
+        q, k, v = self.split_heads(x)  # B, heads, G, L, C/heads
         out, logits = self.attend(q, self._with_shared_slots(k),
                                   self._with_shared_slots(v), None)
         if not score_rows:
@@ -170,19 +177,19 @@ class GroupAttention(Attention):
                       @ k[..., s:, :].transpose(-2, -1)) * self.scale
         else:  # keys: the shared slots, then the group's own L - S tokens
             logits = logits[..., :score_rows, -(x.shape[2] - s):]
-        return self.merge_heads(out), logits
+        return self.merge_heads(out), logits.transpose(1, 2)
 
     def _with_shared_slots(self, t: Tensor) -> Tensor:
-        """(B, G, h, L, d) -> (B, G, h, P + L - S, d): the P shared slots of
+        """(B, h, G, L, d) -> (B, h, G, P + L - S, d): the P shared slots of
         all groups, then the group's own tokens."""
-        b, g, h, _, d = t.shape
+        b, h, g, _, d = t.shape
         s = self.num_slots
-        slots = t[..., :s, :].transpose(1, 2).reshape(b, h, g * s, d)
+        slots = t[..., :s, :].reshape(b, h, g * s, d)
         if self.shared_range is not None:
             slots = slots[:, :, self.shared_range[0]:self.shared_range[1]]
         else:
             slots = slots.index_select(2, self.shared_index)
-        slots = slots[:, None].expand(b, g, h, slots.shape[2], d)
+        slots = slots[:, :, None].expand(b, h, g, slots.shape[2], d)
         return torch.cat((slots, t[..., s:, :]), dim=3)
 
 

@@ -1,0 +1,82 @@
+"""The deploy path (issue 14): inference-time rewrites applied once, apart
+from the model, that leave its outputs as they are."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+from conftest import config_file
+
+from gtpt_mmpose.deploy import (BatchChunks, ImageToSimCC,
+                                prepare_for_inference)
+from gtpt_mmpose.deploy.fuse import ConvPatchEmbed
+
+
+def build(name: str):
+    from mmengine.config import Config
+    from mmpose.registry import MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(config_file(name)).model).eval()
+    for bn in model.modules():  # statistics far from the identity, so that a
+        if isinstance(bn, nn.BatchNorm2d):  # skipped or misplaced BN shows
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 2.0)
+            nn.init.normal_(bn.weight)
+            nn.init.normal_(bn.bias)
+    return model
+
+
+@pytest.mark.parametrize('arch', ['t', 'b'])  # B: a BN after PixelShuffle
+@pytest.mark.parametrize('backend', ['eager', 'export'])
+def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
+        arch, backend):
+    model = build(f'gtpt-{arch}_coco-wholebody')
+    x = torch.randn(5, 3, 256, 192)
+    with torch.no_grad():
+        ref = ImageToSimCC(model)(x)
+        prepared = prepare_for_inference(copy.deepcopy(model), backend)
+        got = ImageToSimCC(prepared)(x)
+    assert not any(
+        isinstance(m, nn.BatchNorm2d) for m in prepared.backbone.modules())
+    stem = prepared.backbone.stem
+    if backend == 'eager':  # chunks of the batch, channels-last weights
+        assert isinstance(stem, BatchChunks) and stem.size == 4
+        conv = next(m for m in stem.modules() if isinstance(m, nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    else:
+        conv = next(m for m in stem.modules() if isinstance(m, nn.Conv2d))
+        assert conv.weight.is_contiguous()
+    for g, r in zip(got, ref):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
+    assert model.backbone.patch_norm.training is False  # original untouched
+    assert any(
+        isinstance(m, nn.BatchNorm2d) for m in model.backbone.modules())
+
+
+def test_patch_embedding_as_a_strided_convolution_is_the_same():
+    model = build('gtpt-t_coco')
+    f = torch.randn(2, 128, 64, 48)
+    embed = model.backbone.patch_embed
+    with torch.no_grad():
+        torch.testing.assert_close(
+            ConvPatchEmbed(embed)(f), embed(f), rtol=1e-5, atol=1e-5)
+
+
+def test_batch_chunks_run_a_module_on_parts_of_the_batch():
+    calls = []
+    inner = nn.Identity()
+    inner.register_forward_hook(lambda m, a, o: calls.append(a[0].shape[0]))
+    x = torch.randn(9, 3)
+    assert torch.equal(BatchChunks(inner, 4)(x), x)
+    assert calls == [4, 4, 1]
+
+
+def test_prepare_refuses_a_model_that_is_not_gtpt():
+    from mmpose.models import TopdownPoseEstimator
+    model = TopdownPoseEstimator(
+        backbone=dict(type='ResNet', depth=18),
+        head=dict(type='HeatmapHead', in_channels=512, out_channels=17))
+    with pytest.raises(TypeError, match='needs a GTPT backbone'):
+        prepare_for_inference(model)
+    with pytest.raises(ValueError, match="backend must be 'eager' or"):
+        prepare_for_inference(build('gtpt-t_coco'), 'tensorrt')
