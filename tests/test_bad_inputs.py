@@ -228,3 +228,38 @@ def test_every_config_loads_images_with_the_checks():
             assert dataset.type == ('CheckedCocoWholeBodyDataset'
                                     if 'coco-wholebody' in path else
                                     'GTPTCocoDataset'), (path, loader)
+
+
+def test_mmposes_load_image_tells_the_user_to_check_a_file_that_exists(
+        tmp_path):
+    """Why LoadImageAsBGR exists: MMPose's LoadImage says "check whether the
+    file exists" of an empty file that exists, raising a type that cannot be
+    told from a bug (so training could not skip it), and lets a greyscale
+    array through to fail later."""
+    from mmpose.datasets.transforms import LoadImage
+
+    from gtpt_mmpose.datasets import BadSampleError, LoadImageAsBGR
+    empty = tmp_path / 'empty.jpg'
+    empty.write_bytes(b'')
+    with pytest.raises(Exception) as info:
+        LoadImage()(dict(img_path=str(empty)))
+    assert 'Please check whether the file exists' in str(info.value)
+    assert not isinstance(info.value, BadSampleError)
+    with pytest.raises(
+            BadSampleError,
+            match=re.escape(f'image file is empty (0 bytes): '
+                            f'{empty}')):
+        LoadImageAsBGR()(dict(img_path=str(empty)))
+    grey = np.zeros((4, 4), np.uint8)
+    assert LoadImage()(dict(img=grey))['img'].ndim == 2
+    assert LoadImageAsBGR()(dict(img=grey))['img'].shape == (4, 4, 3)
+
+
+def test_mmposes_wholebody_dataset_fails_on_a_body_file_without_naming_it():
+    """Why CheckedCocoWholeBodyDataset exists (besides skipping bad samples
+    in training)."""
+    from mmpose.datasets import CocoWholeBodyDataset
+    with pytest.raises(KeyError) as info:
+        CocoWholeBodyDataset(
+            ann_file=BODY_ANN, data_root='', data_prefix=dict(img=''))
+    assert BODY_ANN not in str(info.value)

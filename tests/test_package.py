@@ -25,6 +25,39 @@ def test_importing_the_plugin_registers_its_modules():
     assert ENGINE_MODELS.get('CosineMomentumEMA') is not None
 
 
+def test_the_config_glob_finds_the_eight_configs():
+    assert [osp.basename(p) for p in CONFIGS] == [
+        'gtpt-b_coco-wholebody.py', 'gtpt-b_coco.py',
+        'gtpt-s_coco-wholebody.py', 'gtpt-s_coco.py',
+        'gtpt-t_coco-wholebody.py', 'gtpt-t_coco-wholebody_mini.py',
+        'gtpt-t_coco.py', 'gtpt-t_coco_mini.py'
+    ]
+
+
+def test_mmpose_reads_each_configs_dataset_meta():
+    """What init_model and MMPoseInferencer use for a checkpoint without
+    dataset_meta (e.g. a converted authors' one)."""
+    from mmengine.config import Config
+    from mmpose.apis.inference import dataset_meta_from_config
+    for path in CONFIGS:
+        meta = dataset_meta_from_config(Config.fromfile(path))
+        assert meta['num_keypoints'] == (133 if 'wholebody' in path else 17)
+
+
+def test_every_config_carries_the_safety_hooks():
+    """The EMA, the keypoint-count and NaN/Inf checks, the bad-sample report
+    and atomic checkpoints, in every config."""
+    from mmengine.config import Config
+    for path in CONFIGS:
+        cfg = Config.fromfile(path)
+        hooks = [h['type'] for h in cfg.custom_hooks]
+        for hook in ('GTPTEMAHook', 'KeypointCountCheckHook',
+                     'NonFiniteCheckHook', 'BadSampleReportHook'):
+            assert hook in hooks, (path, hook)
+        assert ('CurriculumInitHook' in hooks) == ('wholebody' in path), path
+        assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_every_config_loads_and_builds_its_model(path):
     from mmengine.config import Config

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from conftest import config_file
+from mmengine.hooks import Hook
 
 from gtpt_mmpose.engine.curriculum import (NEW_IN_STAGE2, CurriculumInitHook,
                                            load_stage1)
@@ -203,3 +204,80 @@ def test_stage2_without_stage1_weights_is_refused_unless_from_scratch(
         _Runner(model, ConfigDict(stage1_checkpoint=path)))
     assert torch.equal(model.state_dict()['backbone.human_token'],
                        ema_state['backbone.human_token'])
+
+
+class _EMAProbe(Hook):
+    """Records the EMA and live weights when training starts and after the
+    first iteration (registered last, so after GTPTEMAHook's work)."""
+
+    def __init__(self, ema_hook) -> None:
+        self.ema_hook, self.rows = ema_hook, {}
+
+    def _record(self, runner, when: str) -> None:
+        self.rows[when] = dict(
+            ema={
+                k: v.clone()
+                for k, v in
+                self.ema_hook.ema_model.module.state_dict().items()
+            },
+            live={
+                k: v.clone()
+                for k, v in runner.model.state_dict().items()
+            })
+
+    def before_train(self, runner) -> None:
+        self._record(runner, 'start')
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
+                         outputs=None) -> None:
+        if runner.iter == 0:
+            self._record(runner, 'first')
+
+
+def test_the_ema_hook_end_to_end(tmp_path):
+    """Stage 2 of the mini config for 2 iterations, the EMA hook with its
+    default total_iters: the EMA starts from the stage-1 weights, takes its
+    first step with momentum_start, and checkpoints hold the EMA weights."""
+    from mini_runner import make_runner
+
+    from gtpt_mmpose.engine import GTPTEMAHook
+    path, stage1 = _stage1_checkpoint(tmp_path)
+    runner, _ = make_runner(
+        tmp_path / 'work',
+        'ema',
+        config='gtpt-t_coco-wholebody_mini',
+        epochs=2,
+        options=dict(
+            stage1_checkpoint=path,
+            custom_hooks=[
+                dict(type='GTPTEMAHook', momentum_start=0.9),
+                dict(type='CurriculumInitHook', priority='ABOVE_NORMAL')
+            ]))
+    ema_hook = next(h for h in runner.hooks if isinstance(h, GTPTEMAHook))
+    probe = _EMAProbe(ema_hook)
+    runner.register_hook(probe, priority='LOWEST')
+    runner.train()
+
+    assert ema_hook.ema_model.total_iters == runner.max_iters == 2
+    start, first = probe.rows['start'], probe.rows['first']
+    for key, value in stage1.items():
+        assert torch.equal(start['ema'][key], value), key
+    m = ema_hook.ema_model.decay(0)
+    assert m == pytest.approx(0.9)
+    for key, value in first['ema'].items():
+        if value.dtype.is_floating_point:
+            torch.testing.assert_close(
+                value, m * start['ema'][key] + (1 - m) * first['live'][key])
+    saved = torch.load(tmp_path / 'work' / 'epoch_2.pth', weights_only=True)
+    live = runner.model.state_dict()
+    ema = ema_hook.ema_model.module.state_dict()
+    changed = 0
+    for key, value in saved['state_dict'].items():
+        assert torch.equal(value, ema[key]), key
+        assert torch.equal(saved['ema_state_dict']['module.' + key],
+                           live[key]), key
+        changed += not torch.equal(value, live[key])
+    assert changed > 100  # the EMA is not the live model

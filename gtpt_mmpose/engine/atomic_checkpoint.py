@@ -119,14 +119,18 @@ class AtomicCheckpointHook(CheckpointHook):
     """
 
     def __init__(self, **kwargs) -> None:
-        if kwargs.get('backend_args') is None and kwargs.get(
-                'file_client_args') is None and '://' not in str(
-                    kwargs.get('out_dir')):
+        local = '://' not in str(kwargs.get('out_dir'))
+        if local and kwargs.get('backend_args') is None and kwargs.get(
+                'file_client_args') is None:
             kwargs['backend_args'] = dict(backend=ATOMIC_BACKEND)
         super().__init__(**kwargs)
 
     def before_run(self, runner) -> None:
-        """With ``--resume``, pick an intact checkpoint to resume from."""
+        """With ``--resume``, pick an intact checkpoint to resume from.
+
+        Runs before ``Runner.load_or_resume``, which resumes from
+        ``runner._load_from`` when set (MMEngine has no public hook for it).
+        """
         if runner._resume and runner._load_from is None:
             chosen = self._intact_checkpoint(runner)
             if chosen is not None:

@@ -24,9 +24,10 @@ class NonFiniteCheckHook(Hook):
     Runs first in ``after_train_iter``, so the EMA, the logger and
     ``CheckpointHook`` never see the step: the run stops without writing a
     checkpoint (the last one on disk is still clean; resume from it after
-    fixing the cause). MMEngine's ``CheckInvalidLossHook`` only asserts on the
-    summed loss every ``interval`` iterations, after checkpoints of the same
-    iteration may be written.
+    fixing the cause). OpenMMLab's ``CheckInvalidLossHook`` (MMDetection's)
+    only asserts on the summed loss every ``interval`` (50) iterations, after
+    the EMA and the checkpoints of the same iteration may have taken NaN
+    weights (``tests/test_training_safety.py`` shows it).
     """
 
     priority = 'VERY_HIGH'
