@@ -152,4 +152,4 @@ def test_20_iterations_under_bfloat16_autocast_track_float32(
     print('bf16 losses', [f'{v:.5f}' for v in bf16])
     print(f'largest relative gap {max(gaps):.2%}, last {gaps[-1]:.2%}')
     assert max(gaps) < 0.05
-    assert bf16[-1] < 0.5 * bf16[0]  # it trains, as fp32 does
+    assert bf16[-1] < 0.8 * bf16[0] and fp32[-1] < 0.8 * fp32[0]  # both learn
