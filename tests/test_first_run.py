@@ -153,3 +153,26 @@ def test_the_whole_curriculum_is_two_commands(tmp_path):
         tmp_path / 'work_dirs/gtpt-t_coco-wholebody/epoch_1.pth',
         weights_only=True)['state_dict']
     assert stage2_weights['backbone.part_token'].shape[1] == 5
+
+
+@pytest.mark.parametrize('slash', ['', '/'])
+def test_every_config_finds_its_data_with_or_without_the_slash(
+        slash, monkeypatch):
+    """GTPT_DATA_ROOT=/path/to/coco as the README writes it: the configs used
+    to give /path/to/cocoannotations/..."""
+    import glob
+
+    from mmengine.config import Config
+
+    from gtpt_mmpose.utils.run_checks import data_paths
+    monkeypatch.setenv('GTPT_DATA_ROOT', MINI_DATA + slash)
+    paths = glob.glob(config_file('gtpt-*'))
+    assert len(paths) == 8
+    for path in paths:
+        found = list(data_paths(Config.fromfile(path), ['train', 'val']))
+        # train and val: root, annotations, images; val boxes (not in the
+        # mini configs); the metric's annotations
+        assert len(found) == (7 if 'mini' in path else 8), path
+        for what, data, where in found:
+            assert osp.exists(data), (path, what, data, where)
+            assert data.startswith(MINI_DATA), (path, data)
