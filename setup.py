@@ -1,7 +1,8 @@
 """gtpt-mmpose: GTPT (ECCV 2024) as an MMPose plugin.
 
-The configs and tools ship as package data under ``gtpt_mmpose/.mim/`` so that
-``mim train gtpt_mmpose <config>`` and ``mim test`` work from the installed package.
+The configs and tools ship as package data under ``gtpt_mmpose/.mim/`` so
+that ``mim train gtpt_mmpose <config>`` and ``mim test`` work from the
+installed package.
 """
 import os
 import os.path as osp
@@ -14,7 +15,10 @@ MIM_DIRS = ('configs', 'tools')
 
 
 def add_mim_extension() -> None:
-    """Place configs/tools/demo under gtpt_mmpose/.mim: links for editable installs, copies otherwise."""
+    """Place configs/tools/demo under gtpt_mmpose/.mim.
+
+    Links for editable installs, copies otherwise.
+    """
     editable = any(cmd in sys.argv for cmd in ('develop', 'editable_wheel'))
     mim_root = osp.join(HERE, 'gtpt_mmpose', '.mim')
     os.makedirs(mim_root, exist_ok=True)
@@ -47,8 +51,8 @@ if __name__ == '__main__':
     setup(
         name='gtpt_mmpose',
         version=read_version(),
-        description=
-        'GTPT: Group-based Token Pruning Transformer for whole-body pose, as an MMPose plugin',
+        description=('GTPT: Group-based Token Pruning Transformer for '
+                     'whole-body pose, as an MMPose plugin'),
         long_description=open(osp.join(HERE, 'README.md'),
                               encoding='utf-8').read(),
         long_description_content_type='text/markdown',
@@ -57,8 +61,9 @@ if __name__ == '__main__':
         packages=find_packages(include=['gtpt_mmpose', 'gtpt_mmpose.*']),
         include_package_data=False,
         package_data={'gtpt_mmpose': ['.mim/**/*']},
-        # The OpenMMLab packages are installed by `make setup` with --no-deps (their metadata asks for
-        # unbuildable packages); listing them here would make pip try to resolve that metadata.
+        # The OpenMMLab packages are installed by `make setup` with
+        # --no-deps (their metadata asks for unbuildable packages); listing
+        # them here would make pip try to resolve that metadata.
         install_requires=[],
         zip_safe=False,
     )

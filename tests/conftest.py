@@ -1,4 +1,5 @@
-"""Shared fixtures: paths of the bundled data and converted authors' checkpoints."""
+"""Shared fixtures: paths of the bundled data and converted authors'
+checkpoints."""
 import os
 import os.path as osp
 import subprocess
@@ -42,7 +43,8 @@ def config_file(name: str) -> str:
 
 @pytest.fixture(scope='session')
 def converted(tmp_path_factory):
-    """converted(name) -> path of the fixture's authors' checkpoint converted by our tool (cached)."""
+    """converted(name) -> path of the fixture's authors' checkpoint
+    converted by our tool (cached)."""
     import make_checkpoint
 
     cache = {}

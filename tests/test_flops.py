@@ -1,5 +1,6 @@
-"""FLOP and parameter counts: thop's rules on toy layers, and the GTPT variants against the
-figures measured with thop on the authors' models (tests/data/official-gtpt/README.md)."""
+"""FLOP and parameter counts: thop's rules on toy layers, and the GTPT
+variants against the figures measured with thop on the authors' models
+(tests/data/official-gtpt/README.md)."""
 import pytest
 import torch
 import torch.nn as nn
@@ -9,8 +10,9 @@ from mmengine.config import Config
 
 from gtpt_mmpose.utils.flops import count_flops
 
-# authors-convention GFLOPs (thop, authors' eval model, 1x3x256x192) and trainable parameters of
-# one branch (spec §12; the README rounds them to 2.373 M ... 8.342 M)
+# authors-convention GFLOPs (thop, authors' eval model, 1x3x256x192) and
+# trainable parameters of one branch (spec §12; the README rounds them to
+# 2.373 M ... 8.342 M)
 TARGETS = {
     'gtpt-t_coco': (0.663, 2_372_864),
     'gtpt-s_coco': (1.626, 5_429_856),
@@ -23,7 +25,8 @@ TARGETS = {
 
 @pytest.fixture(scope='module', autouse=True)
 def _one_thread():
-    # counts depend on shapes only; a second OpenMP thread on a busy 2-core machine is 30x slower
+    # counts depend on shapes only; a second OpenMP thread on a busy 2-core
+    # machine is 30x slower
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -31,7 +34,10 @@ def _one_thread():
 
 
 class ToyAttention(nn.Module):
-    """Conv, BN, LayerNorm, qkv Linear, fused attention over 2 heads; (B, 3, H, W) -> (B, 2, H*W, 4)."""
+    """Conv, BN, LayerNorm, qkv Linear, fused attention over 2 heads.
+
+    Maps (B, 3, H, W) to (B, 2, H*W, 4).
+    """
 
     def __init__(self) -> None:
         super().__init__()

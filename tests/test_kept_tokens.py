@@ -1,4 +1,5 @@
-"""The kept-token picture (issue 4): the spec's counts, nested steps, unchanged outputs, the PNG."""
+"""The kept-token picture (issue 4): the spec's counts, nested steps,
+unchanged outputs, the PNG."""
 import os.path as osp
 import subprocess
 import sys
@@ -7,8 +8,9 @@ import pytest
 import torch
 from conftest import MINI_DATA, REPO, config_file, fixture_input, python_env
 
-# visual tokens kept by prune #1; by the transition and by prune #2 per group; dense tokens per
-# group (spec §0, pruned path; the same for T, S and B)
+# visual tokens kept by prune #1; by the transition and by prune #2 per
+# group; dense tokens per group (spec §0, pruned path; the same for T, S
+# and B)
 SPEC = {
     'gtpt-t_coco': (179, (76, 76, 76), (25, 25, 25), (0, 0, 0)),
     'gtpt-t_coco-wholebody': (179, (60, 86, 122), (8, 34, 70), (68, 42, 6)),
@@ -17,8 +19,9 @@ SPEC = {
 
 @pytest.fixture(scope='module', autouse=True)
 def one_thread():
-    """One torch thread, here and in the commands: the tests share 2 cores with other work, and
-    OpenMP's second thread then mostly spins (measured: 28 s instead of 60 s for both files)."""
+    """One torch thread, here and in the commands: the tests share 2 cores
+    with other work, and OpenMP's second thread then mostly spins (measured:
+    28 s instead of 60 s for both files)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -88,7 +91,7 @@ def test_vis_tool_writes_a_picture(converted, tmp_path):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     image = cv2.imread(str(out))
-    # a 3 x 3 grid of 256 x 192 crops, upscaled: taller than wide, and not blank
+    # a 3 x 3 grid of 256 x 192 crops, upscaled: taller than wide, not blank
     assert image is not None and 1000 < image.shape[
         0] < 2000 and 700 < image.shape[1] < 1200
     assert image.std() > 20

@@ -1,4 +1,5 @@
-"""The public contract (issue 8): converted authors' checkpoints reproduce the authors' raw logits."""
+"""The public contract (issue 8): converted authors' checkpoints reproduce
+the authors' raw logits."""
 import json
 import os.path as osp
 
@@ -32,7 +33,8 @@ def test_converted_checkpoint_reproduces_authors_logits(name, converted):
 
 
 def test_trained_branch_is_not_what_gets_converted(converted):
-    """The fixtures' two branches differ; converting the non-EMA branch must fail parity."""
+    """The fixtures' two branches differ; converting the non-EMA branch must
+    fail parity."""
     import make_checkpoint
     from mmengine.config import Config
     from mmpose.registry import MODELS

@@ -1,22 +1,27 @@
-"""Parameters and multiply-accumulates (MACs, reported as "FLOPs") of one forward pass.
+"""Parameters and multiply-accumulates (MACs, reported as "FLOPs") of one
+forward pass.
 
 Two conventions:
 
 * ``authors``: what thop's ``profile`` reports (Lyken17/pytorch-OpCounter,
-  ``thop/profile.py``, ``thop/vision/basic_hooks.py``, ``calc_func.py``), the tool behind the
-  GTPT paper's figures. Only modules are counted: convolutions and linear layers as MACs without
-  bias, norm layers as 2 per input element (4 when affine), plus thop's pooling, upsampling and
-  ``nn.Softmax`` rules. Functional ops are free: attention matrix products, activations,
-  ``F.softmax``, additions, gathers.
-* ``full``: ``authors`` plus the two matrix products of every attention call, ``q @ k^T`` and
-  ``attn @ v``, read from the shapes that reach ``F.scaled_dot_product_attention`` (so GTPT's
-  group attention counts the shared slot keys of all groups) and from MMPose's ``RTMCCBlock``.
+  ``thop/profile.py``, ``thop/vision/basic_hooks.py``, ``calc_func.py``),
+  the tool behind the GTPT paper's figures. Only modules are counted:
+  convolutions and linear layers as MACs without bias, norm layers as 2 per
+  input element (4 when affine), plus thop's pooling, upsampling and
+  ``nn.Softmax`` rules. Functional ops are free: attention matrix products,
+  activations, ``F.softmax``, additions, gathers.
+* ``full``: ``authors`` plus the two matrix products of every attention
+  call, ``q @ k^T`` and ``attn @ v``, read from the shapes that reach
+  ``F.scaled_dot_product_attention`` (so GTPT's group attention counts the
+  shared slot keys of all groups) and from MMPose's ``RTMCCBlock``.
 
-Two deliberate differences from thop, neither of which changes GTPT's counts: rules match
-subclasses too (thop looks up the exact type, so it misses mmcv's ``Conv2d``/``Linear`` wrappers
-that RTMPose is built from), and ``params`` is every ``nn.Parameter`` of the model (thop counts only
-those of the modules it has a rule for, missing e.g. learned tokens). Fixed tables that are
-buffers, such as GTPT's positional code and index tables, are not parameters.
+Two deliberate differences from thop, neither of which changes GTPT's
+counts: rules match subclasses too (thop looks up the exact type, so it
+misses mmcv's ``Conv2d``/``Linear`` wrappers that RTMPose is built from),
+and ``params`` is every ``nn.Parameter`` of the model (thop counts only
+those of the modules it has a rule for, missing e.g. learned tokens). Fixed
+tables that are buffers, such as GTPT's positional code and index tables,
+are not parameters.
 """
 import math
 from collections import defaultdict
@@ -30,13 +35,17 @@ from torch.overrides import TorchFunctionMode
 
 Rule = Callable[[nn.Module, torch.Tensor, torch.Tensor], int]
 
-# thop's per-output-element cost of each interpolation mode (calc_func.calculate_upsample); thop
-# warns on any other mode and counts it as zero
+# thop's per-output-element cost of each interpolation mode
+# (calc_func.calculate_upsample); thop warns on any other mode and counts
+# it as zero
 UPSAMPLE_OPS = dict(nearest=1, linear=5, bilinear=11, bicubic=259)
 
 
 def _conv(m: nn.modules.conv._ConvNd, x: torch.Tensor, y: torch.Tensor) -> int:
-    """y.numel() * (C_in / groups) * kernel area (thop ``calculate_conv2d_flops``, bias free)."""
+    """y.numel() * (C_in / groups) * kernel area.
+
+    As thop's ``calculate_conv2d_flops``, bias free.
+    """
     return y.numel() * (x.shape[1] // m.groups) * math.prod(m.kernel_size)
 
 
@@ -46,14 +55,20 @@ def _linear(m: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> int:
 
 
 def _norm(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
-    """2 per input element, doubled with an affine transform (thop ``count_normalization``)."""
+    """2 per input element, doubled with an affine transform.
+
+    As thop's ``count_normalization``.
+    """
     affine = getattr(m, 'affine', False) or getattr(m, 'elementwise_affine',
                                                     False)
     return 2 * x.numel() * (2 if affine else 1)
 
 
 def _softmax(m: nn.Softmax, x: torch.Tensor, y: torch.Tensor) -> int:
-    """exp, add and divide per element, one add fewer per row (thop ``calculate_softmax``)."""
+    """exp, add and divide per element, one add fewer per row.
+
+    As thop's ``calculate_softmax``.
+    """
     n = x.shape[m.dim]
     return x.numel() // n * (3 * n - 1)
 
@@ -64,23 +79,33 @@ def _avgpool(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
 
 
 def _adaptive_avgpool(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
-    """(input / output spatial ratio + 1) per output element (thop ``count_adap_avgpool``)."""
+    """(input / output spatial ratio + 1) per output element.
+
+    As thop's ``count_adap_avgpool``.
+    """
     window = math.prod(i / o for i, o in zip(x.shape[2:], y.shape[2:]))
     return int((window + 1) * y.numel())
 
 
 def _upsample(m: nn.Upsample, x: torch.Tensor, y: torch.Tensor) -> int:
-    """A fixed cost per output element and interpolation mode (thop ``count_upsample``)."""
+    """A fixed cost per output element and interpolation mode.
+
+    As thop's ``count_upsample``.
+    """
     return UPSAMPLE_OPS.get(m.mode, 0) * y.numel()
 
 
 def _prelu(m: nn.PReLU, x: torch.Tensor, y: torch.Tensor) -> int:
-    """One op per element; thop counts it in eval mode only (``count_prelu``)."""
+    """One op per element; thop counts it in eval mode only.
+
+    As thop's ``count_prelu``.
+    """
     return 0 if m.training else x.numel()
 
 
-# thop's ``register_hooks`` rules that cost something; every other module (ReLU, GELU, MaxPool,
-# Dropout, PixelShuffle, GroupNorm, RNNs, custom modules) is free for this counter
+# thop's ``register_hooks`` rules that cost something; every other module
+# (ReLU, GELU, MaxPool, Dropout, PixelShuffle, GroupNorm, RNNs, custom
+# modules) is free for this counter
 AUTHORS_RULES: Tuple[Tuple[type, Rule], ...] = (
     (nn.modules.conv._ConvNd, _conv),
     (nn.Linear, _linear),
@@ -102,14 +127,19 @@ def authors_rule(m: nn.Module) -> Optional[Rule]:
 
 
 def sdpa_macs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> int:
-    """MACs of q @ k^T and attn @ v for q (..., Lq, E), k (..., Lk, E), v (..., Lk, Ev)."""
+    """MACs of q @ k^T and attn @ v.
+
+    For q (..., Lq, E), k (..., Lk, E) and v (..., Lk, Ev).
+    """
     return q.shape[:-1].numel() * k.shape[-2] * (q.shape[-1] + v.shape[-1])
 
 
 def rtmcc_macs(m: RTMCCBlock, inputs: Any) -> int:
-    """MACs of RTMCCBlock's gated attention: q @ k^T over ``s`` channels, kernel @ v over ``e``.
+    """MACs of RTMCCBlock's gated attention: q @ k^T over ``s`` channels,
+    kernel @ v over ``e``.
 
-    ``inputs`` is (B, Lq, C) for self-attention, (x, k, v) with k (B, Lk, C) for cross-attention.
+    ``inputs`` is (B, Lq, C) for self-attention, (x, k, v) with k
+    (B, Lk, C) for cross-attention.
     """
     x, keys = (inputs, inputs) if m.attn_type == 'self-attn' else (inputs[0],
                                                                    inputs[1])
@@ -117,7 +147,8 @@ def rtmcc_macs(m: RTMCCBlock, inputs: Any) -> int:
 
 
 class _SDPACounter(TorchFunctionMode):
-    """Adds the MACs of every ``F.scaled_dot_product_attention`` call to ``counts['attention']``."""
+    """Adds the MACs of every ``F.scaled_dot_product_attention`` call to
+    ``counts['attention']``."""
 
     def __init__(self, counts: Dict[str, int]) -> None:
         super().__init__()
@@ -138,14 +169,16 @@ def count_flops(model: nn.Module, inputs: Sequence[Any]) -> Dict[str, Any]:
     """Count one forward pass ``model(*inputs)`` in both conventions.
 
     Args:
-        model (nn.Module): Any model; it is run as it is (put it in eval mode first for
-            inference counts, e.g. GTPT's pruned path only).
-        inputs (Sequence): Positional arguments of ``model``, e.g. ``(img, None, 'tensor')`` for
-            an MMPose estimator with ``img`` (1, 3, H, W).
+        model (nn.Module): Any model; it is run as it is (put it in eval
+            mode first for inference counts, e.g. GTPT's pruned path only).
+        inputs (Sequence): Positional arguments of ``model``, e.g.
+            ``(img, None, 'tensor')`` for an MMPose estimator with ``img``
+            (1, 3, H, W).
 
     Returns:
-        dict: ``authors`` and ``full`` MACs (int), ``params`` (int, all ``nn.Parameter`` elements)
-        and ``by_type``, the MACs per module type name plus ``'attention'`` (int each).
+        dict: ``authors`` and ``full`` MACs (int), ``params`` (int, all
+        ``nn.Parameter`` elements) and ``by_type``, the MACs per module type
+        name plus ``'attention'`` (int each).
     """
     counts: Dict[str, int] = defaultdict(int)
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env python
-"""Parameters and GFLOPs of pose models in eval mode (GTPT: one branch, pruned path).
+r"""Parameters and GFLOPs of pose models in eval mode (GTPT: one branch,
+pruned path).
 
-Two conventions (``gtpt_mmpose/utils/flops.py``): ``authors`` follows thop's ``profile``, the
-counter behind the GTPT paper's figures (no attention matrix products); ``full`` adds q @ k^T and
-attn @ v of every attention call. FLOPs here are multiply-accumulates, as in thop and the paper.
+Two conventions (``gtpt_mmpose/utils/flops.py``): ``authors`` follows thop's
+``profile``, the counter behind the GTPT paper's figures (no attention matrix
+products); ``full`` adds q @ k^T and attn @ v of every attention call. FLOPs
+here are multiply-accumulates, as in thop and the paper.
 
-    python tools/analysis/get_flops.py gtpt-t_coco configs/gtpt-b_coco-wholebody.py
+    python tools/analysis/get_flops.py gtpt-t_coco \
+        configs/gtpt-b_coco-wholebody.py
     python tools/analysis/get_flops.py CONFIG --input-shape 256 192 --breakdown
 """
 import argparse
@@ -44,15 +47,20 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_model(config: str) -> nn.Module:
-    """The model of ``config`` in eval mode, randomly initialised (weights do not change counts)."""
+    """The model of ``config`` in eval mode, randomly initialised.
+
+    The weights do not change the counts.
+    """
     register_all_modules()
     return MODELS.build(Config.fromfile(config_path(config)).model).eval()
 
 
 def measure(config: str, input_shape: Tuple[int, int]) -> Dict:
-    """``count_flops`` of one forward of a (1, 3, H, W) image through backbone, neck and head."""
+    """``count_flops`` of one forward of a (1, 3, H, W) image through
+    backbone, neck and head."""
     model = build_model(config)
-    # mode 'tensor' runs extract_feat + head.forward, without data preprocessing or decoding
+    # mode 'tensor' runs extract_feat + head.forward, without data
+    # preprocessing or decoding
     return count_flops(model,
                        (torch.zeros(1, 3, *input_shape), None, 'tensor'))
 
@@ -64,8 +72,8 @@ def format_table(rows: List[Tuple[str, Dict]]) -> str:
         '| --- | ---: | ---: | ---: |'
     ]
     lines += [
-        f"| {name} | {r['params'] / 1e6:.3f} | {r['authors'] / 1e9:.3f} | {r['full'] / 1e9:.3f} |"
-        for name, r in rows
+        f"| {name} | {r['params'] / 1e6:.3f} | {r['authors'] / 1e9:.3f} "
+        f"| {r['full'] / 1e9:.3f} |" for name, r in rows
     ]
     return '\n'.join(lines)
 
@@ -82,9 +90,8 @@ def main() -> None:
             parts = ', '.join(f'{k} {v / 1e9:.4f}'
                               for k, v in sorted(result['by_type'].items()))
             print(f'{name} GMACs by module type: {parts}')
-    print(
-        f'input 1x3x{shape[0]}x{shape[1]}, eval mode; FLOPs = multiply-accumulates'
-    )
+    print(f'input 1x3x{shape[0]}x{shape[1]}, eval mode; '
+          'FLOPs = multiply-accumulates')
     print(format_table(rows))
 
 

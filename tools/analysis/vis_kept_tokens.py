@@ -1,15 +1,18 @@
 #!/usr/bin/env python
-"""Draw which visual tokens GTPT keeps at each pruning step, per keypoint group.
+r"""Draw the visual tokens GTPT keeps at each pruning step, per keypoint group.
 
-    python tools/analysis/vis_kept_tokens.py CONFIG CHECKPOINT IMAGE --out OUT.png [--bbox X Y W H]
+    python tools/analysis/vis_kept_tokens.py CONFIG CHECKPOINT IMAGE \
+        --out OUT.png [--bbox X Y W H]
 
-The person (the whole image without --bbox) is cropped by the config's own test pipeline, and the
-crop goes through ``model.backbone.kept_tokens`` once. Panels: the crop with the keypoints the
-head decodes from that pass (no flip test), coloured by group; all visual tokens; the tokens kept
-by the coarse pruning; then, one column per group (head, upper body, lower body), the tokens the
-group received at the coarse-to-fine transition and those left after the second pruning. Kept
-cells are tinted in the group's colour, dropped cells dimmed. Each token covers a 16 x 12 pixel
-cell of the 256 x 192 crop. Asking for the kept tokens changes no output of the model.
+The person (the whole image without --bbox) is cropped by the config's own
+test pipeline, and the crop goes through ``model.backbone.kept_tokens``
+once. Panels: the crop with the keypoints the head decodes from that pass
+(no flip test), coloured by group; all visual tokens; the tokens kept by the
+coarse pruning; then, one column per group (head, upper body, lower body),
+the tokens the group received at the coarse-to-fine transition and those
+left after the second pruning. Kept cells are tinted in the group's colour,
+dropped cells dimmed. Each token covers a 16 x 12 pixel cell of the
+256 x 192 crop. Asking for the kept tokens changes no output of the model.
 """
 import argparse
 import os.path as osp
@@ -64,8 +67,8 @@ def preprocess(model: torch.nn.Module, image_path: str,
 
 @torch.no_grad()
 def analyse(model: torch.nn.Module, batch: dict) -> Dict[str, np.ndarray]:
-    """Kept indices of every pruning step, the crop the network saw (RGB) and the keypoints the
-    head decodes from the same pass, in crop pixels."""
+    """Kept indices of every pruning step, the crop the network saw (RGB)
+    and the keypoints the head decodes from the same pass, in crop pixels."""
     kept = model.backbone.kept_tokens(batch['inputs'])
     # flip test off: the keypoints come from exactly the tokens drawn
     pred = model.head.predict((kept.pop('tokens'), ),
@@ -86,7 +89,8 @@ def analyse(model: torch.nn.Module, batch: dict) -> Dict[str, np.ndarray]:
 
 def token_panel(crop: np.ndarray, grid: Tuple[int, int], kept: Sequence[int],
                 color: Sequence[float]) -> np.ndarray:
-    """The crop with ``kept`` cells tinted in ``color`` and every other cell dimmed; grid lines."""
+    """The crop with ``kept`` cells tinted in ``color`` and every other cell
+    dimmed; grid lines."""
     rows, cols = grid
     ch, cw = crop.shape[0] // rows, crop.shape[1] // cols
     img = crop.astype(np.float32) / 255.0
@@ -100,14 +104,16 @@ def token_panel(crop: np.ndarray, grid: Tuple[int, int], kept: Sequence[int],
 
 
 def visual(indices: np.ndarray) -> np.ndarray:
-    """Visual token indices of a group step (-1 marks dense keypoint tokens)."""
+    """Visual token indices of a group step (-1 marks dense keypoint
+    tokens)."""
     return indices[indices >= 0]
 
 
 def draw(result: Dict[str, np.ndarray], groups: Sequence[Sequence[int]],
          grid: Tuple[int, int], kpt_thr: float, out: str, title: str) -> None:
-    """A grid of panels: top row crop + keypoints, all tokens, coarse steps; below, one column per
-    group and one row per group step (transition, then each fine pruning)."""
+    """A grid of panels: top row crop + keypoints, all tokens, coarse steps;
+    below, one column per group and one row per group step (transition, then
+    each fine pruning)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -146,7 +152,8 @@ def draw(result: Dict[str, np.ndarray], groups: Sequence[Sequence[int]],
         crop.shape[1])  # keypoints outside the crop must not rescale the panel
     ax.set_ylim(crop.shape[0], 0)
     ax.set_title(
-        f'keypoints, score > {kpt_thr:g}\n{shown.sum()} of {len(shown)} (no flip test)',
+        f'keypoints, score > {kpt_thr:g}\n'
+        f'{shown.sum()} of {len(shown)} (no flip test)',
         fontsize=10)
     axes[0, 1].imshow(token_panel(crop, grid, range(num), NEUTRAL))
     axes[0, 1].set_title(
@@ -173,8 +180,9 @@ def draw(result: Dict[str, np.ndarray], groups: Sequence[Sequence[int]],
             ax = axes[1 + r, g]
             ax.imshow(token_panel(crop, grid, kept, colors[g]))
             ax.set_title(
-                f'{names[g]}: {label}\n{len(kept)} of {len(before)} visual kept'
-                + (f' + {dense} dense' if dense else ''),
+                f'{names[g]}: {label}\n'
+                f'{len(kept)} of {len(before)} visual kept' +
+                (f' + {dense} dense' if dense else ''),
                 fontsize=10)
             before = kept
     fig.suptitle(f'{title}\ntinted: kept, dimmed: dropped', fontsize=11)
@@ -200,19 +208,19 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         model = init_model(args.config, args.checkpoint, device=args.device)
-    except Exception as e:  # MMEngine raises many kinds for a bad config or checkpoint
-        fail(
-            f'cannot build the model from {args.config!r} and {args.checkpoint!r}: {type(e).__name__}: {e}'
-        )
+    except Exception as e:
+        # MMEngine raises many kinds for a bad config or checkpoint
+        fail(f'cannot build the model from {args.config!r} and '
+             f'{args.checkpoint!r}: {type(e).__name__}: {e}')
     if not hasattr(model.backbone, 'kept_tokens'):
-        fail(
-            f'{args.config!r} is not a GTPT model (its backbone has no kept_tokens)'
-        )
+        fail(f'{args.config!r} is not a GTPT model '
+             '(its backbone has no kept_tokens)')
     result = analyse(model, preprocess(model, args.image, args.bbox))
     grid = model.backbone.grid  # rows and columns of the visual tokens
     box = ' box ' + ' '.join(
         f'{v:g}' for v in args.bbox) if args.bbox else ' (whole image)'
-    title = f'{osp.basename(args.config)}: kept visual tokens, {osp.basename(args.image)}{box}'
+    title = (f'{osp.basename(args.config)}: kept visual tokens, '
+             f'{osp.basename(args.image)}{box}')
     draw(result, model.backbone.layout.groups, grid, args.kpt_thr, args.out,
          title)
     print(f'-> {args.out}')
