@@ -60,7 +60,8 @@ def load_model(path: str, runtime: str,
     return run, tuple(compiled.inputs[0].shape), meta
 
 
-def box_to_center_scale(box, aspect: float,
+def box_to_center_scale(box,
+                        aspect: float,
                         padding: float = 1.25
                         ) -> Tuple[np.ndarray, np.ndarray]:
     """(x, y, w, h) -> centre and (w, h) of the padded box with the input's
@@ -79,8 +80,7 @@ def crop(image: np.ndarray, center: np.ndarray, scale: np.ndarray,
     s = size[0] / scale[0]
     matrix = np.array([[s, 0, size[0] / 2 - s * center[0]],
                        [0, s, size[1] / 2 - s * center[1]]], np.float32)
-    return cv2.warpAffine(
-        image, matrix, size, flags=cv2.INTER_LINEAR), s
+    return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR), s
 
 
 def decode(simcc_x: np.ndarray, simcc_y: np.ndarray, split_ratio: float,
@@ -94,8 +94,7 @@ def decode(simcc_x: np.ndarray, simcc_y: np.ndarray, split_ratio: float,
 
     px, py = softmax(simcc_x), softmax(simcc_y)
     xy = np.stack((px.argmax(-1), py.argmax(-1)), -1).astype(np.float32)
-    return xy / split_ratio, np.minimum(px.max(-1),
-                                        py.max(-1)) * score_scale
+    return xy / split_ratio, np.minimum(px.max(-1), py.max(-1)) * score_scale
 
 
 def main(argv=None) -> int:
@@ -104,9 +103,12 @@ def main(argv=None) -> int:
     p.add_argument('image')
     p.add_argument('--bbox', type=float, nargs=4, metavar=('X', 'Y', 'W', 'H'))
     p.add_argument(
-        '--runtime', choices=['onnxruntime', 'openvino'], default='onnxruntime')
+        '--runtime',
+        choices=['onnxruntime', 'openvino'],
+        default='onnxruntime')
     p.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32')
-    p.add_argument('--out', help='JSON file for the keypoints (default: print)')
+    p.add_argument(
+        '--out', help='JSON file for the keypoints (default: print)')
     args = p.parse_args(argv)
     if not osp.isfile(args.model):
         sys.exit(f'onnx_inference: no such model file: {args.model!r}')
@@ -119,7 +121,8 @@ def main(argv=None) -> int:
     run, (n, _, h, w), meta = load_model(args.model, args.runtime,
                                          args.precision)
     meta = dict(DEFAULTS, **meta)
-    mean, std = (np.array(meta[k].split(), np.float32) for k in ('mean', 'std'))
+    mean, std = (
+        np.array(meta[k].split(), np.float32) for k in ('mean', 'std'))
     box = args.bbox or (0, 0, image.shape[1], image.shape[0])
     center, scale = box_to_center_scale(box, w / h)
     if meta['rgb_input'] == 'True':

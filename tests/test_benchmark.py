@@ -29,18 +29,24 @@ def test_smallest_run_writes_its_numbers_and_profiles(tmp_path):
                       '<!-- benchmark:end -->\nafter\n')
     proc = subprocess.run([
         sys.executable,
-        osp.join(ANALYSIS, 'benchmark.py'), '--variants', 't', '--rounds',
-        '1', '--batch-sizes', '1', '--no-rtmpose', '--threads', '1',
-        '--runtimes', 'eager', 'onnxruntime', 'openvino', '--profile',
-        '--settle', '0', '--out-dir',
+        osp.join(ANALYSIS, 'benchmark.py'), '--variants', 't', '--rounds', '1',
+        '--batch-sizes', '1', '--no-rtmpose', '--threads', '1', '--runtimes',
+        'eager', 'onnxruntime', 'openvino', '--profile', '--settle', '0',
+        '--out-dir',
         str(out), '--update-readme',
         str(readme)
-    ], cwd=REPO, env=python_env(), capture_output=True, text=True,
+    ],
+                          cwd=REPO,
+                          env=python_env(),
+                          capture_output=True,
+                          text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.load(open(out / 'benchmark.json'))
-    timings = {(t['model'], t['runtime'], t['batch']): t
-               for t in result['timings']}
+    timings = {
+        (t['model'], t['runtime'], t['batch']): t
+        for t in result['timings']
+    }
     assert set(timings) == {(m, r, 1)
                             for m in ('gtpt-t', 'gtpt-t unpruned')
                             for r in ('eager', 'onnxruntime', 'openvino')}
@@ -52,12 +58,15 @@ def test_smallest_run_writes_its_numbers_and_profiles(tmp_path):
     assert flops['gtpt-t']['full'] < flops['gtpt-t unpruned']['full']
     assert max(result['max_abs_diff'].values()) < 1e-3  # fp32 runtimes
     work = [r for r in result['ratios'] if r['kind'] == 'pruned / unpruned']
-    assert {r['where'] for r in work} == {
-        f'gtpt-t {rt} batch 1' for rt in ('eager', 'onnxruntime', 'openvino')
-    }
-    assert all(r['reference'] == pytest.approx(
-        flops['gtpt-t']['full'] / flops['gtpt-t unpruned']['full'])
-               for r in work)
+    assert {r['where']
+            for r in work} == {
+                f'gtpt-t {rt} batch 1'
+                for rt in ('eager', 'onnxruntime', 'openvino')
+            }
+    assert all(
+        r['reference'] == pytest.approx(flops['gtpt-t']['full'] /
+                                        flops['gtpt-t unpruned']['full'])
+        for r in work)
     # every model profiled in every runtime; the kinds add up
     profiles = {(p['model'], p['runtime']): p for p in result['profiles']}
     assert set(profiles) == {(m, r) for m, r, _ in timings}
@@ -73,15 +82,25 @@ def test_smallest_run_writes_its_numbers_and_profiles(tmp_path):
 
 def test_report_checks_every_target(tmp_path):
     report = load('benchmark_report')
-    t = {('gtpt-s', 'eager', 1): 10, ('rtmpose-m', 'eager', 1): 12,
-         ('gtpt-s', 'onnxruntime', 1): 13, ('rtmpose-m', 'onnxruntime', 1): 12,
-         ('gtpt-s unpruned', 'eager', 1): 16,
-         ('gtpt-s', 'eager', 32): 9, ('rtmpose-m', 'eager', 32): 11,
-         ('gtpt-s unpruned', 'eager', 32): 15}
+    t = {
+        ('gtpt-s', 'eager', 1): 10,
+        ('rtmpose-m', 'eager', 1): 12,
+        ('gtpt-s', 'onnxruntime', 1): 13,
+        ('rtmpose-m', 'onnxruntime', 1): 12,
+        ('gtpt-s unpruned', 'eager', 1): 16,
+        ('gtpt-s', 'eager', 32): 9,
+        ('rtmpose-m', 'eager', 32): 11,
+        ('gtpt-s unpruned', 'eager', 32): 15
+    }
     result = dict(
-        timings=[dict(model=m, runtime=r, batch=n, median_ms=v, min_ms=v)
-                 for (m, r, n), v in t.items()],
-        gflops={'gtpt-s': dict(full=2.2), 'gtpt-s unpruned': dict(full=3.7)})
+        timings=[
+            dict(model=m, runtime=r, batch=n, median_ms=v, min_ms=v)
+            for (m, r, n), v in t.items()
+        ],
+        gflops={
+            'gtpt-s': dict(full=2.2),
+            'gtpt-s unpruned': dict(full=3.7)
+        })
     rows = {(r['kind'], r['where']): r for r in report.ratios(result)}
     assert rows['gtpt-s / rtmpose-m', 'eager batch 1']['met'] is True
     assert rows['gtpt-s / rtmpose-m', 'onnxruntime batch 1']['met'] is False
@@ -110,7 +129,11 @@ def test_training_benchmark_times_memory_and_profile(tmp_path):
         'gtpt-s pruned-only', '--batch', '2', '--memory-batch', '2',
         '--rounds', '1', '--threads', '1', '--profile', '--out-dir',
         str(tmp_path)
-    ], cwd=REPO, env=python_env(), capture_output=True, text=True,
+    ],
+                          cwd=REPO,
+                          env=python_env(),
+                          capture_output=True,
+                          text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.load(open(tmp_path / 'benchmark_training.json'))
@@ -123,6 +146,10 @@ def test_training_benchmark_times_memory_and_profile(tmp_path):
 
 def test_bad_arguments_are_refused():
     proc = subprocess.run(
-        [sys.executable, osp.join(ANALYSIS, 'benchmark.py'), '--rounds', '0'],
-        env=python_env(), capture_output=True, text=True, timeout=120)
+        [sys.executable,
+         osp.join(ANALYSIS, 'benchmark.py'), '--rounds', '0'],
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        timeout=120)
     assert proc.returncode == 2 and '--rounds' in proc.stderr

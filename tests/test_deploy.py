@@ -7,8 +7,7 @@ import torch
 import torch.nn as nn
 from conftest import config_file
 
-from gtpt_mmpose.deploy import (BatchChunks, ImageToSimCC,
-                                prepare_for_inference)
+from gtpt_mmpose.deploy import BatchChunks, ImageToSimCC, prepare_for_inference
 from gtpt_mmpose.deploy.fuse import ConvPatchEmbed
 
 
@@ -49,8 +48,7 @@ def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
     for g, r in zip(got, ref):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
     assert model.backbone.patch_norm.training is False  # original untouched
-    assert any(
-        isinstance(m, nn.BatchNorm2d) for m in model.backbone.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.backbone.modules())
 
 
 def test_patch_embedding_as_a_strided_convolution_is_the_same():

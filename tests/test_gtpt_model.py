@@ -1,4 +1,5 @@
-"""The GTPT model as the spec describes it: MHGA, pruning, groups, flip test (issue 8)."""
+"""The GTPT model as the spec describes it: MHGA, pruning, groups, flip
+test (issue 8)."""
 import math
 
 import pytest
@@ -6,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from conftest import config_file, fixture_input
 
-from gtpt_mmpose.models.backbones.token_ops import pooled_scores
 from gtpt_mmpose.models.backbones.token_layout import (DEFAULT_GROUPS,
                                                        GroupLayout)
+from gtpt_mmpose.models.backbones.token_ops import pooled_scores
 from gtpt_mmpose.models.backbones.transformer import GroupAttention
 
 
@@ -30,16 +31,18 @@ def test_mhga_equals_full_attention_with_the_equivalent_mask(impl):
     hidden = torch.zeros(g, s, dtype=torch.bool)
     hidden[0, 0] = True  # the dummy slot of group 0
     shared = [i for i, h in enumerate(hidden.flatten().tolist()) if not h]
-    attn = GroupAttention(c, heads, num_slots=s, shared_slots=shared,
-                          impl=impl)
+    attn = GroupAttention(
+        c, heads, num_slots=s, shared_slots=shared, impl=impl)
     x = torch.randn(b, g, n, c)
     out, _ = attn(x)
 
-    # reference: one sequence of all G*n tokens with an explicit (G*n, G*n) visibility mask
+    # reference: one sequence of all G*n tokens, an explicit visibility mask
     flat = x.reshape(b, g * n, c)
     q, k, v = attn.qkv(flat).chunk(3, dim=-1)
-    split = lambda t: t.view(b, g * n, heads, c // heads).transpose(
-        1, 2)  # noqa: E731
+
+    def split(t):
+        return t.view(b, g * n, heads, c // heads).transpose(1, 2)
+
     logits = split(q) @ split(k).transpose(-2, -1) * c**-0.5
     visible = torch.zeros(g * n, g * n, dtype=torch.bool)
     for qg in range(g):
@@ -90,7 +93,8 @@ def test_token_counts_follow_the_spec(name, pruned, unpruned):
 
 
 def _attention_inputs(model, x):
-    """The normalised inputs of coarse layers 3, 5 and group layer 3 on the pruned path."""
+    """The normalised inputs of coarse layers 3, 5 and group layer 3 on the
+    pruned path."""
     seen = {}
     blocks = {
         'c3': model.backbone.coarse_blocks[3],
@@ -110,7 +114,8 @@ def _attention_inputs(model, x):
 
 
 def _logits(attn, xn, heads=8):
-    """(B, heads, N, N) scaled logits of a plain attention over xn (B, N, C), computed naively."""
+    """(B, heads, N, N) scaled logits of a plain attention over xn (B, N,
+    C), computed naively."""
     b, n, c = xn.shape
     q, k, _ = attn.qkv(xn).chunk(3, dim=-1)
     q = q.view(b, n, heads, c // heads).transpose(1, 2)
@@ -119,7 +124,8 @@ def _logits(attn, xn, heads=8):
 
 
 def _pool(a):
-    """eq. 10 as coded: softmax over all (head, query) pairs of a key column, weighting the logits."""
+    """eq. 10 as coded: softmax over all (head, query) pairs of a key column,
+    weighting the logits."""
     flat = a.reshape(-1, a.shape[-1])
     return (flat.softmax(0) * flat).sum(0)
 
@@ -136,7 +142,8 @@ def test_each_pruning_step_keeps_exactly_the_highest_scoring_tokens():
             a3 = _logits(blocks['c3'].attn, seen['c3'][i:i + 1])[0, :, :1, 1:]
             top = set(_pool(a3).topk(179).indices.tolist())
             assert set(record['coarse_layer3'][i].tolist()) == top
-            # transition: part and body queries of each group against the kept visual tokens
+            # transition: each group's part and body queries against the
+            # kept visual tokens
             a5 = _logits(blocks['c5'].attn, seen['c5'][i:i + 1])[0]
             kept1 = record['coarse_layer3'][i]
             for g, queries in enumerate(layout.transition_queries):
@@ -147,7 +154,8 @@ def test_each_pruning_step_keeps_exactly_the_highest_scoring_tokens():
                 got = set(t for t in record['transition'][i, g].tolist()
                           if t >= 0)
                 assert got == want
-            # prune #2: real slots and dense tokens of each group against its own visual tokens
+            # prune #2: each group's real slots and dense tokens against its
+            # own visual tokens
             xg = seen['g3'][i:i + 1]  # (1, G, L, C)
             for g, rows in enumerate(layout.group_query_rows()):
                 own = xg[0, g]
@@ -174,8 +182,7 @@ def test_pooled_scores_is_a_softmax_over_heads_and_queries():
         torch.testing.assert_close(got[b], _pool(logits[b]))
 
 
-def test_training_forward_gives_pruned_and_unpruned_tokens_from_one_tokenizer_pass(
-):
+def test_training_forward_gives_both_paths_from_one_tokenizer_pass():
     model = build('gtpt-t_coco-wholebody').train()
     calls = []
     model.backbone.stem.register_forward_hook(lambda *a: calls.append(1))
@@ -188,9 +195,10 @@ def test_training_forward_gives_pruned_and_unpruned_tokens_from_one_tokenizer_pa
 
 
 def test_flip_test_gives_mirrored_keypoints_for_a_mirrored_input():
-    """Swapping the roles of an image and its mirror mirrors the averaged logits (one-bin shift
-    included, the last bin aside) and so the decoded keypoints (x -> W - 1 - x, left and right
-    swapped) wherever the maximum is not an exact tie (spec §10)."""
+    """Swapping the roles of an image and its mirror mirrors the averaged
+    logits (one-bin shift included, the last bin aside) and so the decoded
+    keypoints (x -> W - 1 - x, left and right swapped) wherever the maximum
+    is not an exact tie (spec §10)."""
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
     from mmpose.structures import PoseDataSample
 
@@ -236,7 +244,9 @@ def test_flip_test_gives_mirrored_keypoints_for_a_mirrored_input():
 def test_sine_table_matches_the_formula():
     from gtpt_mmpose.models.backbones.token_ops import sine_position_table
     table = sine_position_table(16, 16, 128)
-    r, c, k = 3, 7, 10  # row code in the first half, column code in the second, sin/cos alternating
+    # row code in the first half, column code in the second, sin/cos
+    # alternating
+    r, c, k = 3, 7, 10
     tau = 10000**(2 * (k // 2) / 64)
     assert math.isclose(
         table[r * 16 + c, k].item(),

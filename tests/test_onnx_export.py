@@ -1,5 +1,6 @@
-"""ONNX export (issue 4): ONNX Runtime reproduces torch on a converted checkpoint, and the
-torch-free example gives MMPose's keypoints."""
+"""ONNX export (issues 4, 14): ONNX Runtime and OpenVINO reproduce torch on a
+converted checkpoint, and the torch-free example gives MMPose's
+keypoints."""
 import json
 import os.path as osp
 import subprocess
@@ -129,8 +130,8 @@ def test_export_refuses_a_missing_checkpoint(tmp_path):
                           capture_output=True,
                           text=True,
                           timeout=300)
-    assert proc.returncode != 0 and 'missing.pth' in proc.stderr and not out.exists(
-    )
+    assert proc.returncode != 0 and 'missing.pth' in proc.stderr
+    assert not out.exists()
     assert not list(tmp_path.iterdir())  # no temporary file left either
 
 
@@ -154,11 +155,15 @@ def test_example_runs_openvino_in_bf16(exported, tmp_path):
     outs = {}
     for precision in ('fp32', 'bf16'):
         out = str(tmp_path / f'{precision}.json')
-        proc = subprocess.run(
-            [sys.executable, osp.join(REPO, 'demo', 'onnx_inference.py'),
-             exported[0], IMAGE, '--out', out, '--runtime', 'openvino',
-             '--precision', precision], env=python_env(),
-            capture_output=True, text=True, timeout=300)
+        proc = subprocess.run([
+            sys.executable,
+            osp.join(REPO, 'demo', 'onnx_inference.py'), exported[0], IMAGE,
+            '--out', out, '--runtime', 'openvino', '--precision', precision
+        ],
+                              env=python_env(),
+                              capture_output=True,
+                              text=True,
+                              timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         outs[precision] = np.array(json.load(open(out))['keypoints'])
     moved = np.linalg.norm(outs['bf16'] - outs['fp32'], axis=1)

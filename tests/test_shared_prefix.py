@@ -33,8 +33,13 @@ def losses_and_grads(model, x, samples):
     model.zero_grad()
     losses = model.loss(x, samples)
     sum(v for k, v in losses.items() if k.startswith('loss')).backward()
-    return ({k: v.detach() for k, v in losses.items()},
-            {n: p.grad.clone() for n, p in model.named_parameters()})
+    return ({
+        k: v.detach()
+        for k, v in losses.items()
+    }, {
+        n: p.grad.clone()
+        for n, p in model.named_parameters()
+    })
 
 
 def two_pass(backbone):
@@ -76,6 +81,7 @@ def test_shared_prefix_gives_the_two_pass_losses_and_gradients(
             shared_grads[n], ref, rtol=1e-4, atol=1e-5 * largest, msg=n)
     assert any(not torch.equal(shared_grads[n], ref_grads[n])
                for n in ref_grads)  # the two computations really differ
+
 
 def test_eval_forward_runs_the_pruned_path_only():
     model = build('gtpt-t_coco-wholebody').eval()

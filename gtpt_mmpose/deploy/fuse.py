@@ -50,8 +50,8 @@ class ConvPatchEmbed(nn.Module):
         ph, pw = patch_embed.patch_size
         dims = patch_embed.out_features
         ch = patch_embed.in_features // (ph * pw)
-        self.conv = nn.Conv2d(ch, dims, (ph, pw), (ph, pw)).to(
-            patch_embed.weight.device)
+        self.conv = nn.Conv2d(ch, dims, (ph, pw),
+                              (ph, pw)).to(patch_embed.weight.device)
         with torch.no_grad():  # linear columns are (row, column, channel)
             self.conv.weight.copy_(
                 patch_embed.weight.view(dims, ph, pw, ch).permute(0, 3, 1, 2))
@@ -76,8 +76,9 @@ def fold_conv_batchnorms(module: nn.Module) -> int:
                 seq[i - 1] = fuse_conv_bn_eval(prev.eval(), bn.eval())
             elif (isinstance(prev, nn.PixelShuffle) and i > 1
                   and isinstance(layers[i - 2], nn.Conv2d)):
-                seq[i - 2] = _fold_through_pixel_shuffle(
-                    layers[i - 2], bn, prev.upscale_factor)
+                seq[i -
+                    2] = _fold_through_pixel_shuffle(layers[i - 2], bn,
+                                                     prev.upscale_factor)
             else:
                 continue
             seq[i] = nn.Identity()
@@ -116,8 +117,7 @@ def _scaled_conv(conv: nn.Conv2d, scale: Tensor, shift: Tensor) -> nn.Conv2d:
         bias=True)
     with torch.no_grad():
         fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(
-            shift)
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(shift)
         fused.bias.copy_(bias * scale + shift)
     return fused.to(conv.weight.device)
 

@@ -37,12 +37,18 @@ def write_onnx(model: nn.Module,
         warnings.simplefilter('ignore')  # static shapes are intended
         if opset >= FUSED_ATTENTION_OPSET:
             program = torch.onnx.export(
-                model, (example, ), dynamo=True, opset_version=opset,
-                verbose=False, **names)
+                model, (example, ),
+                dynamo=True,
+                opset_version=opset,
+                verbose=False,
+                **names)
             program.save(path)
         else:
             torch.onnx.export(
-                model, (example, ), path, opset_version=opset, dynamo=False,
+                model, (example, ),
+                path,
+                opset_version=opset,
+                dynamo=False,
                 **names)
     if metadata:
         import onnx
@@ -69,8 +75,7 @@ def export_onnx(model: nn.Module,
                 opset: int = FUSED_ATTENTION_OPSET,
                 atol: float = 1e-3,
                 runtimes: Optional[Sequence[str]] = None,
-                metadata: Optional[Dict[str, str]] = None
-                ) -> Dict[str, float]:
+                metadata: Optional[Dict[str, str]] = None) -> Dict[str, float]:
     """Export ``model`` and check it before ``out`` is written.
 
     The graph goes to a temporary file beside ``out``; each runtime runs it
@@ -113,10 +118,10 @@ def export_onnx(model: nn.Module,
                 float(np.abs(g - e).max()) for g, e in zip(got, expected))
         bad = {r: d for r, d in diffs.items() if not d <= atol}
         if bad:
-            raise RuntimeError(
-                'the exported graph differs from PyTorch by ' + ', '.join(
-                    f'{d:.2e} in {r}' for r, d in bad.items()) +
-                f' (> {atol}); {out} not written')
+            raise RuntimeError('the exported graph differs from PyTorch by ' +
+                               ', '.join(f'{d:.2e} in {r}'
+                                         for r, d in bad.items()) +
+                               f' (> {atol}); {out} not written')
         os.replace(tmp, out)
     finally:
         if osp.exists(tmp):

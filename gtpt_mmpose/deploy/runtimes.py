@@ -69,7 +69,8 @@ def open_session(path: str,
     if runtime in ('openvino', 'openvino-bf16'):
         import openvino as ov
         config: Dict[str, object] = {
-            'PERFORMANCE_HINT': 'LATENCY',
+            'PERFORMANCE_HINT':
+            'LATENCY',
             'INFERENCE_PRECISION_HINT':
             'bf16' if runtime == 'openvino-bf16' else 'f32',
         }

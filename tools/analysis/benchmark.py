@@ -43,8 +43,8 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-import benchmark_report as report
-import op_profile
+import benchmark_report as report  # noqa: E402 (a sibling script)
+import op_profile  # noqa: E402
 
 RUNTIMES = ('eager', 'eager-bf16', 'compile', 'compile-freezing',
             'onnxruntime', 'openvino', 'openvino-bf16')
@@ -75,8 +75,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--no-unpruned', action='store_true', help="skip GTPT's unpruned path")
     p.add_argument(
         '--no-rtmpose', action='store_true', help='skip RTMPose-m and -l')
-    p.add_argument('--opset', type=int, default=None,
-                   help='ONNX opset (default: the export tool\'s)')
+    p.add_argument(
+        '--opset',
+        type=int,
+        default=None,
+        help='ONNX opset (default: the export tool\'s)')
     p.add_argument(
         '--profile',
         action='store_true',
@@ -96,8 +99,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.rounds < 1 or args.threads < 1 or min(args.batch_sizes) < 1:
         p.error('--rounds, --threads and --batch-sizes must be positive')
-    missing = [r for r in args.runtimes if r in EXPORTED
-               and r.split('-')[0] not in _installed_runtimes()]
+    missing = [
+        r for r in args.runtimes
+        if r in EXPORTED and r.split('-')[0] not in _installed_runtimes()
+    ]
     if missing:
         p.error(f'{", ".join(missing)}: not installed (pip install -r '
                 'requirements/deploy.txt)')
@@ -179,8 +184,7 @@ def timed_modules(models: Dict[str, nn.Module], unpruned: bool,
             copy.deepcopy(model), backend)
         out[name] = ImageToSimCC(prepared).eval()
         if unpruned:
-            out[f'{name} unpruned'] = ImageToSimCC(prepared,
-                                                   'unpruned').eval()
+            out[f'{name} unpruned'] = ImageToSimCC(prepared, 'unpruned').eval()
     return out
 
 
@@ -199,13 +203,14 @@ class Runners:
     """Builds, once, the call that runs a model in a runtime at a batch
     size, and checks its outputs against eager PyTorch."""
 
-    def __init__(self, eager: Dict[str, nn.Module],
-                 export: Dict[str, nn.Module], args: argparse.Namespace,
-                 workdir: str) -> None:
+    def __init__(self, eager: Dict[str, nn.Module], export: Dict[str,
+                                                                 nn.Module],
+                 args: argparse.Namespace, workdir: str) -> None:
         self.eager, self.export, self.args = eager, export, args
         self.workdir = workdir
         self.images = {
-            n: torch.randn(
+            n:
+            torch.randn(
                 n, 3, 256, 192, generator=torch.Generator().manual_seed(n))
             for n in args.batch_sizes
         }
@@ -231,8 +236,8 @@ class Runners:
                 self.compiled[key] = torch.compile(
                     module, dynamic=False, options=options)
             module = self.compiled[key]
-        autocast = torch.autocast('cpu', torch.bfloat16,
-                                  enabled=runtime == 'eager-bf16')
+        autocast = torch.autocast(
+            'cpu', torch.bfloat16, enabled=runtime == 'eager-bf16')
 
         def call():
             with torch.no_grad(), autocast:
@@ -257,8 +262,8 @@ class Runners:
             expected = self.eager[name](self.images[batch])
         diff = max(
             float(np.abs(np.asarray(g, np.float32) - e.float().numpy()).max())
-            for g, e in zip((torch.as_tensor(t).float() for t in got),
-                            expected))
+            for g, e in zip((torch.as_tensor(t).float()
+                             for t in got), expected))
         key = f'{name} {runtime}'
         self.max_abs_diff[key] = max(diff, self.max_abs_diff.get(key, 0.0))
 
@@ -312,12 +317,12 @@ def profile_all(runners: Runners, names: List[str],
         for runtime in args.runtimes:
             if runtime == 'onnxruntime':
                 seconds = op_profile.onnxruntime_op_seconds(
-                    runners.onnx_file(name, n), x.numpy(), args.threads,
-                    calls, runners.workdir)
+                    runners.onnx_file(name, n), x.numpy(), args.threads, calls,
+                    runners.workdir)
             elif runtime.startswith('openvino'):
                 seconds = op_profile.openvino_op_seconds(
-                    runners.onnx_file(name, n), x.numpy(), args.threads,
-                    calls, runtime)
+                    runners.onnx_file(name, n), x.numpy(), args.threads, calls,
+                    runtime)
             else:
                 seconds = op_profile.torch_op_seconds(
                     runners.make(name, runtime, n), calls)
@@ -362,8 +367,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rounds = run_rounds(calls, args.rounds, args.settle)
         profiles = profile_all(runners, names, args) if args.profile else {}
     timings = {
-        key: dict(
-            median_ms=statistics.median(v), min_ms=min(v), rounds_ms=v)
+        key: dict(median_ms=statistics.median(v), min_ms=min(v), rounds_ms=v)
         for key, v in rounds.items()
     }
     result = dict(
@@ -375,10 +379,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             date=time.strftime('%Y-%m-%d')),
         gflops=flops,
         max_abs_diff=runners.max_abs_diff,
-        timings=[dict(model=k[0], runtime=k[1], batch=k[2], **v)
-                 for k, v in timings.items()],
-        profiles=[dict(model=k[0], runtime=k[1], batch=k[2], **v)
-                  for k, v in profiles.items()])
+        timings=[
+            dict(model=k[0], runtime=k[1], batch=k[2], **v)
+            for k, v in timings.items()
+        ],
+        profiles=[
+            dict(model=k[0], runtime=k[1], batch=k[2], **v)
+            for k, v in profiles.items()
+        ])
     result['ratios'] = report.ratios(result)
     text = report.markdown(result)
     print(text)
@@ -388,8 +396,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f.write(text + '\n')
     if args.update_readme:
         report.update_readme(args.update_readme, text)
-    bad = {k: d for k, d in runners.max_abs_diff.items()
-           if d > (5e-2 if 'bf16' in k else 1e-3)}
+    bad = {
+        k: d
+        for k, d in runners.max_abs_diff.items()
+        if d > (5e-2 if 'bf16' in k else 1e-3)
+    }
     if bad:
         print(f'WARNING: outputs differ from eager fp32: {bad}')
     print(f'wrote {args.out_dir}/benchmark.json and benchmark.md')

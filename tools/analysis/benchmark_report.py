@@ -26,8 +26,10 @@ BEGIN, END = '<!-- benchmark:begin -->', '<!-- benchmark:end -->'
 
 
 def _timings(result: dict) -> Dict[tuple, dict]:
-    return {(t['model'], t['runtime'], t['batch']): t
-            for t in result['timings']}
+    return {
+        (t['model'], t['runtime'], t['batch']): t
+        for t in result['timings']
+    }
 
 
 def _ratio(a: Optional[dict], b: Optional[dict]) -> Optional[dict]:
@@ -43,19 +45,25 @@ def ratios(result: dict) -> List[dict]:
     t = _timings(result)
     runtimes = sorted({k[1] for k in t}, key=list(SPEED_TARGETS).index)
     batches = sorted({k[2] for k in t})
-    gtpt = sorted({k[0] for k in t if k[0].startswith('gtpt')
-                   and 'unpruned' not in k[0]})
+    gtpt = sorted({
+        k[0]
+        for k in t if k[0].startswith('gtpt') and 'unpruned' not in k[0]
+    })
     rows = []
 
     def add(kind, where, r, bound, compare=None):
         if r is None:
             return
-        value = r['median'] if compare is None else abs(r['median'] -
-                                                        compare)
+        value = r['median'] if compare is None else abs(r['median'] - compare)
         rows.append(
-            dict(kind=kind, where=where, median=r['median'], min=r['min'],
-                 bound=bound, reference=compare,
-                 met=None if bound is None else value <= bound))
+            dict(
+                kind=kind,
+                where=where,
+                median=r['median'],
+                min=r['min'],
+                bound=bound,
+                reference=compare,
+                met=None if bound is None else value <= bound))
 
     for rt in runtimes:
         for n in batches:
@@ -69,15 +77,19 @@ def ratios(result: dict) -> List[dict]:
         work = flops[name]['full'] / flops[f'{name} unpruned']['full']
         for rt in runtimes:
             for n in batches:
-                add('pruned / unpruned', f'{name} {rt} batch {n}',
-                    _ratio(t.get((name, rt, n)),
-                           t.get((f'{name} unpruned', rt, n))),
+                add('pruned / unpruned',
+                    f'{name} {rt} batch {n}',
+                    _ratio(
+                        t.get((name, rt, n)), t.get(
+                            (f'{name} unpruned', rt, n))),
                     WORK_RATIO_TOLERANCE if rt in FP32_RUNTIMES else None,
                     compare=work)
     if 1 in batches and len(batches) > 1:
         big = max(batches)
-        for name in gtpt + [k for k in ('rtmpose-m', 'rtmpose-l')
-                            if (k, runtimes[0], 1) in t]:
+        for name in gtpt + [
+                k
+                for k in ('rtmpose-m', 'rtmpose-l') if (k, runtimes[0], 1) in t
+        ]:
             for rt in runtimes:
                 add(f'batch-{big} / batch-1', f'{name} {rt}',
                     _ratio(t.get((name, rt, big)), t.get((name, rt, 1))),
@@ -87,9 +99,14 @@ def ratios(result: dict) -> List[dict]:
         if p['model'] == 'gtpt-s' and p['runtime'] in glue_runtimes:
             share = p['glue_share']
             rows.append(
-                dict(kind='glue share of op time', where=p['runtime'],
-                     median=share, min=share, bound=bound, reference=None,
-                     met=share <= bound))
+                dict(
+                    kind='glue share of op time',
+                    where=p['runtime'],
+                    median=share,
+                    min=share,
+                    bound=bound,
+                    reference=None,
+                    met=share <= bound))
     return rows
 
 
@@ -151,9 +168,15 @@ def markdown(result: dict) -> str:
 
 def _flags(settings: dict) -> str:
     """The command-line flags that differ from the defaults."""
-    defaults = dict(variants=['t', 's', 'b'], runtimes=list(SPEED_TARGETS),
-                    batch_sizes=[1, 32], rounds=5, threads=2,
-                    no_unpruned=False, no_rtmpose=False, profile=False)
+    defaults = dict(
+        variants=['t', 's', 'b'],
+        runtimes=list(SPEED_TARGETS),
+        batch_sizes=[1, 32],
+        rounds=5,
+        threads=2,
+        no_unpruned=False,
+        no_rtmpose=False,
+        profile=False)
     flags = []
     for key, default in defaults.items():
         value = settings.get(key)

@@ -50,24 +50,29 @@ TARGETS = {
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--models', nargs='+', default=list(MODELS),
-                   choices=MODELS)
+    p.add_argument('--models', nargs='+', default=list(MODELS), choices=MODELS)
     p.add_argument('--batch', type=int, default=8)
     p.add_argument('--memory-batch', type=int, default=16)
     p.add_argument('--rounds', type=int, default=5)
     p.add_argument('--threads', type=int, default=2)
-    p.add_argument('--device', default='cuda' if torch.cuda.is_available()
-                   else 'cpu')
-    p.add_argument('--amp', action='store_true',
-                   help='autocast: bf16 on the CPU, fp16 with a loss scaler '
-                   'on a GPU')
     p.add_argument(
-        '--attention', nargs='+', default=['auto'],
-        choices=['auto', 'sdpa', 'matmul'],
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument(
+        '--amp',
+        action='store_true',
+        help='autocast: bf16 on the CPU, fp16 with a loss scaler '
+        'on a GPU')
+    p.add_argument(
+        '--attention',
+        nargs='+',
+        default=['sdpa'],
+        choices=['sdpa', 'matmul'],
         help="GTPT's attention kernels to time (each its own model)")
     p.add_argument('--no-memory', action='store_true')
-    p.add_argument('--profile', action='store_true',
-                   help='split one step of each model by op kind')
+    p.add_argument(
+        '--profile',
+        action='store_true',
+        help='split one step of each model by op kind')
     p.add_argument('--out-dir', default='work_dirs/benchmark')
     p.add_argument('--memory-child', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -189,8 +194,8 @@ def memory_child(args: argparse.Namespace) -> None:
 
 def _rss_kb() -> int:
     with open('/proc/self/status') as f:
-        return next(int(line.split()[1]) for line in f
-                    if line.startswith('VmRSS'))
+        return next(
+            int(line.split()[1]) for line in f if line.startswith('VmRSS'))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -203,13 +208,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.set_num_threads(args.threads)
     os.makedirs(args.out_dir, exist_ok=True)
     names = [(m, a) for m in args.models
-             for a in (args.attention if m.startswith('gtpt') else ['-'])]
-    label = {(m, a): m if len(args.attention) == 1 or a == '-' else
-             f'{m} {a}'
-             for m, a in names}
+             for a in (args.attention if m.startswith('gtpt') else ['sdpa'])]
+    label = {
+        (m, a):
+        m if len(args.attention) == 1 or m.startswith('rtm') else f'{m} {a}'
+        for m, a in names
+    }
     steps = {
-        key: Step(build(key[0], key[1], args.device), args.batch,
-                  args.device, args.amp)
+        key:
+        Step(
+            build(key[0], key[1], args.device), args.batch, args.device,
+            args.amp)
         for key in names
     }
     times: Dict[str, List[float]] = {label[k]: [] for k in names}
@@ -217,8 +226,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for r in range(args.rounds):
         for key in (names if r % 2 == 0 else names[::-1]):
             times[label[key]].append(time_per_image(steps[key], args.batch))
-        print(f'round {r + 1}/{args.rounds} done, '
-              f'{(time.perf_counter() - start) / 60:.1f} min', flush=True)
+        print(
+            f'round {r + 1}/{args.rounds} done, '
+            f'{(time.perf_counter() - start) / 60:.1f} min: ' +
+            ', '.join(f'{k} {statistics.median(v):.1f}'
+                      for k, v in times.items()),
+            flush=True)
     memory = {} if args.no_memory else {
         label[k]: peak_memory_mb(k[0], k[1], args)
         for k in names
@@ -231,11 +244,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 op_profile.by_kind(seconds, args.batch),
                 top_ops=op_profile.top_ops(seconds, args.batch))
     result = dict(
-        settings=dict(vars(args), torch=torch.__version__,
-                      cpu=platform.processor() or platform.machine(),
-                      date=time.strftime('%Y-%m-%d')),
-        ms_per_image={k: statistics.median(v) for k, v in times.items()},
-        rounds_ms=times, memory_mb_per_image=memory, profiles=profiles)
+        settings=dict(
+            vars(args),
+            torch=torch.__version__,
+            cpu=platform.processor() or platform.machine(),
+            date=time.strftime('%Y-%m-%d')),
+        ms_per_image={
+            k: statistics.median(v)
+            for k, v in times.items()
+        },
+        rounds_ms=times,
+        memory_mb_per_image=memory,
+        profiles=profiles)
     result['ratios'] = ratios(result)
     text = markdown(result)
     print(text)
@@ -277,8 +297,10 @@ def markdown(result: dict) -> str:
         lines.append(f'| {name} | {ms:.1f} | '
                      f'{"-" if mem is None else f"{mem:.0f}"} |')
     if result['ratios']:
-        lines += ['', '| ratio | value | target | met |', '| --- | ---: | '
-                  '--- | --- |']
+        lines += [
+            '', '| ratio | value | target | met |', '| --- | ---: | '
+            '--- | --- |'
+        ]
         for k, r in result['ratios'].items():
             lines.append(f"| {k} | {r['value']:.2f} | <= {r['bound']} | "
                          f"{'yes' if r['met'] else '**no**'} |")

@@ -18,37 +18,96 @@ KINDS = ('matrix', 'conv', 'glue', 'other')
 # op names by kind; torch ops are matched without their namespace
 MATRIX_OPS = frozenset({
     # torch eager and inductor's extern kernels
-    'addmm', 'mm', 'bmm', 'baddbmm', 'matmul', 'linear',
-    '_scaled_dot_product_flash_attention_for_cpu', '_linear_pointwise',
-    '_mkl_linear', 'mkl_linear',
+    'addmm',
+    'mm',
+    'bmm',
+    'baddbmm',
+    'matmul',
+    'linear',
+    '_scaled_dot_product_flash_attention_for_cpu',
+    '_linear_pointwise',
+    '_mkl_linear',
+    'mkl_linear',
     '_scaled_dot_product_flash_attention_for_cpu_backward',
     # ONNX Runtime
-    'Gemm', 'MatMul', 'FusedMatMul', 'FusedGemm', 'Attention',
+    'Gemm',
+    'MatMul',
+    'FusedMatMul',
+    'FusedGemm',
+    'Attention',
     'MultiHeadAttention',
     # OpenVINO
-    'FullyConnected', 'ScaledDotProductAttention', 'ScaledAttn'
+    'FullyConnected',
+    'ScaledDotProductAttention',
+    'ScaledAttn'
 })
 CONV_OPS = frozenset({
     'mkldnn_convolution', '_convolution_pointwise', 'convolution',
     '_slow_conv2d_forward', 'thnn_conv2d', 'convolution_backward',
-    'mkldnn_convolution_backward', 'Conv', 'FusedConv',
-    'Convolution', 'GroupConvolution', 'Deconvolution'
+    'mkldnn_convolution_backward', 'Conv', 'FusedConv', 'Convolution',
+    'GroupConvolution', 'Deconvolution'
 })
 GLUE_OPS = frozenset({
     # torch
-    'copy_', 'cat', 'gather', 'index', 'index_select', 'clone',
-    'contiguous', 'stack', 'expand', 'permute', 'transpose', 'view',
-    'reshape', '_unsafe_view', 'as_strided', 'slice', 'select', 'unbind',
-    'split', 'split_with_sizes', 'chunk', 'constant_pad_nd', 'pad',
-    'flatten', 'unsqueeze', 'squeeze', 't', 'empty', 'empty_like',
-    'new_empty', 'pixel_shuffle', 'movedim', 'unflatten', 'narrow',
+    'copy_',
+    'cat',
+    'gather',
+    'index',
+    'index_select',
+    'clone',
+    'contiguous',
+    'stack',
+    'expand',
+    'permute',
+    'transpose',
+    'view',
+    'reshape',
+    '_unsafe_view',
+    'as_strided',
+    'slice',
+    'select',
+    'unbind',
+    'split',
+    'split_with_sizes',
+    'chunk',
+    'constant_pad_nd',
+    'pad',
+    'flatten',
+    'unsqueeze',
+    'squeeze',
+    't',
+    'empty',
+    'empty_like',
+    'new_empty',
+    'pixel_shuffle',
+    'movedim',
+    'unflatten',
+    'narrow',
     # ONNX Runtime
-    'Transpose', 'Reshape', 'Slice', 'Concat', 'Gather', 'GatherElements',
-    'GatherND', 'Split', 'Squeeze', 'Unsqueeze', 'Expand', 'Pad',
-    'ReorderInput', 'ReorderOutput', 'Identity', 'Flatten', 'Tile',
-    'DepthToSpace', 'SpaceToDepth',
+    'Transpose',
+    'Reshape',
+    'Slice',
+    'Concat',
+    'Gather',
+    'GatherElements',
+    'GatherND',
+    'Split',
+    'Squeeze',
+    'Unsqueeze',
+    'Expand',
+    'Pad',
+    'ReorderInput',
+    'ReorderOutput',
+    'Identity',
+    'Flatten',
+    'Tile',
+    'DepthToSpace',
+    'SpaceToDepth',
     # OpenVINO
-    'Reorder', 'Broadcast', 'VariadicSplit', 'StridedSlice',
+    'Reorder',
+    'Broadcast',
+    'VariadicSplit',
+    'StridedSlice',
     'ShuffleChannels'
 })
 
@@ -56,8 +115,8 @@ GLUE_OPS = frozenset({
 def op_kind(name: str) -> str:
     """The kind of an op name from any of the three profilers."""
     base = name.split('::')[-1]
-    for kind, ops in (('matrix', MATRIX_OPS), ('conv', CONV_OPS),
-                      ('glue', GLUE_OPS)):
+    for kind, ops in (('matrix', MATRIX_OPS), ('conv', CONV_OPS), ('glue',
+                                                                   GLUE_OPS)):
         if base in ops:
             return kind
     return 'other'
@@ -91,8 +150,9 @@ def onnxruntime_op_seconds(path: str, image, threads: int, calls: int,
         run(image)
     with open(run.session.end_profiling()) as f:
         events = json.load(f)
-    runs = sorted(e['ts'] for e in events
-                  if e.get('cat') == 'Session' and e.get('name') == 'model_run')
+    runs = sorted(
+        e['ts'] for e in events
+        if e.get('cat') == 'Session' and e.get('name') == 'model_run')
     seconds: Dict[str, float] = collections.defaultdict(float)
     for e in events:  # node events after the first (warm-up) run
         if (e.get('cat') == 'Node' and e['name'].endswith('_kernel_time')

@@ -24,8 +24,8 @@ from typing import Optional, Sequence
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO_IMAGE = osp.join(REPO, 'demo', 'data', 'coco-wholebody-mini',
-                      'train2017', '000000196141.jpg')
+DEMO_IMAGE = osp.join(REPO, 'demo', 'data', 'coco-wholebody-mini', 'train2017',
+                      '000000196141.jpg')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -271,9 +271,9 @@ class GTPT(BaseModule):
             x, score_rows=front if prunes or last else 0)
         return CoarseState(x, pos, front, logits)
 
-    def coarse_finish(
-            self, i: int, state: 'CoarseState', plan: Optional[PruningPlan]
-    ) -> Tuple['CoarseState', Optional[Tensor]]:
+    def coarse_finish(self, i: int, state: 'CoarseState',
+                      plan: Optional[PruningPlan]
+                      ) -> Tuple['CoarseState', Optional[Tensor]]:
         """The rest of coarse layer ``i``: the plan's pruning step (spec
         §2.3), Human-2-Keypoint at the stage boundary (§2.2, quirk Q6), the
         FFN. Returns the state and the kept indices, or None."""
@@ -292,9 +292,9 @@ class GTPT(BaseModule):
         x = self.coarse_blocks[i].ffn_residual(x)
         return CoarseState(x, pos, front, logits), index
 
-    def coarse_to_fine(
-            self, x: Tensor, pos: Tensor, logits: Tensor, plan: PruningPlan
-    ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    def coarse_to_fine(self, x: Tensor, pos: Tensor, logits: Tensor,
+                       plan: PruningPlan
+                       ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
         """Split into groups (spec §3).
 
         Args:
@@ -326,8 +326,8 @@ class GTPT(BaseModule):
         dense = dense[:, None].expand(b, g, -1, -1)
         own = plan.transition_own_index.expand(b, -1, -1)
         visual = take_tokens(torch.cat((dense, visual), dim=2), own)
-        pos = take_tokens(torch.cat((torch.zeros_like(dense), pos), dim=2),
-                          own)
+        pos = take_tokens(
+            torch.cat((torch.zeros_like(dense), pos), dim=2), own)
         return torch.cat((sparse[:, self.slot_index], visual),
                          dim=2), pos, index
 
@@ -350,8 +350,10 @@ class GTPT(BaseModule):
                 scores = pooled_scores(logits, self.group_query_bias)
                 ranked = (scores + plan.group_candidate_bias).topk(
                     max(plan.group_keep), dim=-1).indices  # B, G, k
-                chosen = torch.cat((plan.group_own_positions.expand(
-                    *ranked.shape[:2], -1), ranked), dim=-1).gather(
+                chosen = torch.cat(
+                    (plan.group_own_positions.expand(*ranked.shape[:2],
+                                                     -1), ranked),
+                    dim=-1).gather(
                         -1,
                         plan.group_own_index.expand(ranked.shape[0], -1, -1))
                 x = torch.cat((x[:, :, :s], take_tokens(x[:, :, s:], chosen)),
@@ -388,8 +390,8 @@ class GTPT(BaseModule):
         plan = self.plans['pruned']
         out = self.encode(self.tokenize(x), plan)
         b = x.shape[0]
-        origin = torch.arange(self.grid[0] * self.grid[1],
-                              device=x.device).expand(b, -1)
+        origin = torch.arange(
+            self.grid[0] * self.grid[1], device=x.device).expand(b, -1)
         kept = {}
         for layer, index in zip(sorted(plan.coarse_keep), out.coarse):
             origin = kept[f'coarse_layer{layer}'] = origin.gather(-1, index)
@@ -398,8 +400,9 @@ class GTPT(BaseModule):
         if out.transition is not None:
             origin = origin.gather(-1, out.transition)
         dense = origin.new_full((b, g, len(self.layout.dense_table_index)), -1)
-        origin = kept['transition'] = torch.cat((dense, origin), dim=2).gather(
-            -1, plan.transition_own_index.expand(b, -1, -1))
+        origin = kept['transition'] = torch.cat(
+            (dense, origin),
+            dim=2).gather(-1, plan.transition_own_index.expand(b, -1, -1))
         if out.group is not None:
             kept[f'group_layer{STAGE_LAYERS}'] = origin.gather(-1, out.group)
         kept['tokens'] = out.tokens

@@ -27,8 +27,9 @@ def concat_shuffle(a: Tensor, b: Tensor) -> Tensor:
         nhwc[..., 1] = b.permute(0, 2, 3, 1)
         return nhwc.flatten(3).permute(0, 3, 1, 2)
     n, c, h, w = b.shape  # the pattern runtimes fuse into one shuffle op
-    return torch.cat((a, b), dim=1).view(n, 2, c, h, w).transpose(
-        1, 2).reshape(n, 2 * c, h, w)
+    return torch.cat((a, b),
+                     dim=1).view(n, 2, c, h,
+                                 w).transpose(1, 2).reshape(n, 2 * c, h, w)
 
 
 def conv_bn(in_channels: int,
@@ -54,8 +55,9 @@ def conv_bn_relu(in_channels: int,
                  kernel_size: int,
                  stride: int = 1) -> nn.Sequential:
     """Convolution, BatchNorm, ReLU."""
-    return nn.Sequential(*conv_bn(in_channels, out_channels, kernel_size,
-                                  stride), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        *conv_bn(in_channels, out_channels, kernel_size, stride),
+        nn.ReLU(inplace=True))
 
 
 class InvertedResidual(nn.Module):

@@ -23,10 +23,10 @@ _PARTS = dict(PART_TOKENS)
 _HEAD, _ARMS, _LEGS = range(0, 5), range(5, 11), range(11, 17)
 DEFAULT_GROUPS: Dict[int, Tuple[Tuple[int, ...], ...]] = {
     NUM_BODY_KEYPOINTS: (tuple(_HEAD), tuple(_ARMS), tuple(_LEGS)),
-    NUM_WHOLEBODY_KEYPOINTS: (
-        (*_HEAD, *_PARTS['face']),
-        (*_ARMS, *_PARTS['left_hand'], *_PARTS['right_hand']),
-        (*_LEGS, *_PARTS['left_foot'], *_PARTS['right_foot'])),
+    NUM_WHOLEBODY_KEYPOINTS:
+    ((*_HEAD, *_PARTS['face']), (*_ARMS, *_PARTS['left_hand'],
+                                 *_PARTS['right_hand']),
+     (*_LEGS, *_PARTS['left_foot'], *_PARTS['right_foot'])),
 }
 
 
@@ -86,10 +86,13 @@ class GroupLayout:
         self.dense_table_index = {k: i for i, k in enumerate(table_order)}
         self.dense_part = {
             k: p
-            for p, (_, ids) in enumerate(self.parts) for k in ids
+            for p, (_, ids) in enumerate(self.parts)
+            for k in ids
         }
-        group_parts = [sorted({self.dense_part[k] for k in d})
-                       for d in self.dense]
+        group_parts = [
+            sorted({self.dense_part[k]
+                    for k in d}) for d in self.dense
+        ]
         # queries that score a group's visual tokens at the transition (spec
         # §3.3): its part tokens and its body tokens
         self.transition_queries = [
@@ -158,10 +161,11 @@ class GroupLayout:
     def group_query_rows(self) -> List[List[int]]:
         """Rows that score the second pruning: a group's real slots and its
         dense tokens (spec §4.3)."""
-        return [[
-            s for s in range(self.num_slots) if not self.slot_dummy[g][s]
-        ] + list(range(self.num_slots, self.num_slots + self.num_dense[g]))
-                for g in range(self.num_groups)]
+        return [
+            [s for s in range(self.num_slots) if not self.slot_dummy[g][s]] +
+            list(range(self.num_slots, self.num_slots + self.num_dense[g]))
+            for g in range(self.num_groups)
+        ]
 
     def readout_index(self, length: int) -> torch.Tensor:
         """(K,) long: where keypoint k is in the flattened (G * length)
@@ -220,8 +224,8 @@ class PruningPlan(nn.Module):
         # STAGE_LAYERS); a layer that keeps them all is absent
         self.coarse_keep = {
             layer: keep
-            for layer, keep, before in ((0, k0, num_visual),
-                                        (STAGE_LAYERS, k1, k0))
+            for layer, keep, before in ((0, k0, num_visual), (STAGE_LAYERS, k1,
+                                                              k0))
             if keep < before
         }
         self.num_coarse_visual = k1

@@ -26,8 +26,8 @@ def sine_position_table(rows: int,
                            dim=2).flatten(1)
 
     ey, ex = encode(y), encode(x)
-    return torch.cat((ey[:, None].expand(rows, cols, half),
-                      ex[None].expand(rows, cols, half)),
+    return torch.cat((ey[:, None].expand(rows, cols, half), ex[None].expand(
+        rows, cols, half)),
                      dim=2).flatten(0, 1)
 
 

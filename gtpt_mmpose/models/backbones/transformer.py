@@ -12,12 +12,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-#: How attention is computed: ``'sdpa'`` is PyTorch's fused
-#: ``scaled_dot_product_attention``; ``'matmul'`` is softmax(q k^T) v written
-#: out, which gives the pruning logits for free and trains faster on CPUs
-#: (docs/history.md); ``'auto'`` takes ``'matmul'`` for training on a CPU and
-#: ``'sdpa'`` everywhere else.
-ATTENTION_IMPLS = ('auto', 'sdpa', 'matmul')
+#: How attention is computed: ``'sdpa'``, PyTorch's fused
+#: ``scaled_dot_product_attention`` (it picks the kernel for the device), or
+#: ``'matmul'``, softmax(q k^T) v written out, which also gives the pruning
+#: logits. SDPA is the faster of the two on CPUs in training and inference
+#: at every shape GTPT has (docs/history.md); ``'matmul'`` is the switch to
+#: try on a GPU whose SDPA kernels are slow at head width 16 or 24.
+ATTENTION_IMPLS = ('sdpa', 'matmul')
 
 
 class FeedForward(nn.Module):
@@ -44,7 +45,7 @@ class Attention(nn.Module):
         impl (str): One of :data:`ATTENTION_IMPLS`.
     """
 
-    def __init__(self, dim: int, num_heads: int, impl: str = 'auto') -> None:
+    def __init__(self, dim: int, num_heads: int, impl: str = 'sdpa') -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f'embed_dims ({dim}) must be divisible by '
@@ -82,14 +83,13 @@ class Attention(nn.Module):
                mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
         """softmax(q k^T * scale + mask) v, and the scaled logits when
         they came for free (``'matmul'``), else None."""
-        impl = self.impl
-        if impl == 'auto':
-            impl = 'matmul' if self.training and q.device.type == 'cpu' \
-                else 'sdpa'
-        if impl == 'sdpa':  # its fast kernels take 4-D tensors only
+        if self.impl == 'sdpa':  # its fast kernels take 4-D tensors only
             out = F.scaled_dot_product_attention(
-                q.flatten(0, -4), k.flatten(0, -4), v.flatten(0, -4),
-                attn_mask=mask, scale=self.scale)
+                q.flatten(0, -4),
+                k.flatten(0, -4),
+                v.flatten(0, -4),
+                attn_mask=mask,
+                scale=self.scale)
             return out.view(q.shape[:-1] + v.shape[-1:]), None
         logits = (q @ k.transpose(-2, -1)) * self.scale
         weights = logits if mask is None else logits + mask
@@ -143,7 +143,7 @@ class GroupAttention(Attention):
                  num_heads: int,
                  num_slots: int,
                  shared_slots: Sequence[int],
-                 impl: str = 'auto') -> None:
+                 impl: str = 'sdpa') -> None:
         super().__init__(dim, num_heads, impl)
         self.num_slots = num_slots
         shared = list(shared_slots)
@@ -173,8 +173,8 @@ class GroupAttention(Attention):
         if not score_rows:
             return self.merge_heads(out), None
         if logits is None:
-            logits = (q[..., :score_rows, :]
-                      @ k[..., s:, :].transpose(-2, -1)) * self.scale
+            logits = (q[..., :score_rows, :] @ k[..., s:, :].transpose(
+                -2, -1)) * self.scale
         else:  # keys: the shared slots, then the group's own L - S tokens
             logits = logits[..., :score_rows, -(x.shape[2] - s):]
         return self.merge_heads(out), logits.transpose(1, 2)
@@ -212,12 +212,11 @@ class Block(nn.Module):
                  mlp_ratio: int,
                  num_slots: int = 0,
                  shared_slots: Sequence[int] = (),
-                 attention: str = 'auto') -> None:
+                 attention: str = 'sdpa') -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = (
-            GroupAttention(dim, num_heads, num_slots, shared_slots,
-                           attention)
+            GroupAttention(dim, num_heads, num_slots, shared_slots, attention)
             if num_slots else Attention(dim, num_heads, attention))
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = FeedForward(dim, dim * mlp_ratio)

@@ -124,8 +124,8 @@ class GTPTHead(BaseHead):
             losses = self.loss_module(pred, gt, weights, unpruned)
         if isinstance(losses, Tensor):  # a loss of MMPose's
             losses = dict(loss_kpt=losses)
-        _, avg_acc, _ = simcc_pck_accuracy(
-            output=to_numpy(pred),
+        _, avg_acc, _ = simcc_pck_accuracy(  # numpy has no bfloat16
+            output=to_numpy(tuple(p.float() for p in pred)),
             target=to_numpy(gt),
             simcc_split_ratio=self.simcc_split_ratio,
             mask=to_numpy(weights) > 0)
@@ -139,8 +139,10 @@ def target_peak_inverse(codec) -> float:
     sigma = getattr(codec, 'sigma', None)
     if sigma is None or not getattr(codec, 'normalize', False):
         return 1.0
-    sigmas = {float(s) for s in (sigma if hasattr(sigma, '__len__') else
-                                 (sigma, ))}
+    sigmas = {
+        float(s)
+        for s in (sigma if hasattr(sigma, '__len__') else (sigma, ))
+    }
     if len(sigmas) != 1:  # min(x, y) scores need one factor for both axes
         raise ValueError('score_scale needs the same SimCC sigma on x and '
                          f'y, got {sorted(sigmas)}; set score_scale')

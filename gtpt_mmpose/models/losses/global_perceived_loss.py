@@ -65,8 +65,10 @@ class GlobalPerceivedLoss(nn.Module):
         terms = dict(loss_kpt=self.to_target(pred, target, weights) * scale)
         if unpruned is not None:
             terms['loss_kpt_unpruned'] = self.to_target(
-                unpruned, target, weights) * (self.unpruned_weight * scale)
+                unpruned, target, weights) * (
+                    self.unpruned_weight * scale)
             teacher = tuple(u.detach() for u in unpruned)
             terms['loss_distill'] = self.to_unpruned(
-                pred, teacher, weights) * (self.distill_weight * scale)
+                pred, teacher, weights) * (
+                    self.distill_weight * scale)
         return terms
