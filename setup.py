@@ -11,11 +11,11 @@ import sys
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
-MIM_DIRS = ('configs', 'tools')
+MIM_DIRS = ('configs', 'tools', 'model-index.yml')
 
 
 def add_mim_extension() -> None:
-    """Place configs/tools/demo under gtpt_mmpose/.mim.
+    """Place configs, tools and the model index under gtpt_mmpose/.mim.
 
     Links for editable installs, copies otherwise.
     """
@@ -24,7 +24,7 @@ def add_mim_extension() -> None:
     os.makedirs(mim_root, exist_ok=True)
     for name in MIM_DIRS:
         src, dst = osp.join(HERE, name), osp.join(mim_root, name)
-        if not osp.isdir(src):
+        if not osp.exists(src):
             continue
         if osp.islink(dst) or osp.isfile(dst):
             os.remove(dst)
@@ -32,6 +32,8 @@ def add_mim_extension() -> None:
             shutil.rmtree(dst)
         if editable:
             os.symlink(osp.relpath(src, mim_root), dst)
+        elif osp.isfile(src):
+            shutil.copy(src, dst)
         else:
             shutil.copytree(
                 src,

@@ -3,6 +3,7 @@ wheels, runner checkpoints."""
 import glob
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import zipfile
@@ -110,6 +111,32 @@ def test_a_regular_wheel_ships_configs_and_tools(tmp_path):
     assert 'gtpt_mmpose/.mim/configs/gtpt-s_coco-wholebody.py' in names
     assert 'gtpt_mmpose/.mim/configs/_base_/gtpt_runtime.py' in names
     assert 'gtpt_mmpose/.mim/tools/train.py' in names
+    assert 'gtpt_mmpose/.mim/model-index.yml' in names
+
+
+def test_mim_search_lists_the_six_models():
+    """`mim search gtpt_mmpose` reads the installed model index, as it does
+    MMPose's, with the paper's figures."""
+    proc = subprocess.run([
+        sys.executable, '-m', 'mim', 'search', 'gtpt_mmpose', '--field',
+        'weight', 'paper', '--display-width', '200'
+    ],
+                          env=python_env(),
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = {
+        f'gtpt-{a}_{d}'
+        for a in 'tsb'
+        for d in ('coco', 'coco-wholebody')
+    }
+    # whole names only: gtpt-t_coco must not be found in gtpt-t_coco-wholebody
+    listed = {
+        n
+        for n in names if re.search(rf'(?<![\w-]){n}(?![\w-])', proc.stdout)
+    }
+    assert listed == names, proc.stdout[-2000:]
 
 
 @pytest.fixture(scope='session')
