@@ -15,7 +15,7 @@ setup: $(STAMP)
 install: setup
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation .
 
-$(STAMP): tools/setup_env.sh requirements/constraints.txt requirements/runtime.txt setup.py
+$(STAMP): tools/setup_env.sh requirements/constraints.txt requirements/runtime.txt requirements/deploy.txt setup.py
 	PYTHON=$(PYTHON) bash tools/setup_env.sh
 	touch $@
 

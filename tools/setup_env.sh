@@ -36,7 +36,7 @@ if ! has torch 2.13.0 || ! has torchvision 0.28.0; then
 fi
 
 log "installing runtime requirements"
-"${PIP[@]}" install -q -c "$C" -r requirements/runtime.txt Cython ninja psutil
+"${PIP[@]}" install -q -c "$C" -r requirements/runtime.txt -r requirements/deploy.txt Cython ninja psutil
 
 # `make lint`: MMPose's linters at the pinned versions (settings in setup.cfg)
 if ! has flake8 7.5.0 || ! has isort 9.0.2 || ! has yapf 0.43.0; then
@@ -87,7 +87,7 @@ import importlib, sys, warnings
 warnings.filterwarnings('ignore')
 failed = []
 for mod in ('torch', 'torchvision.ops', 'mmcv.ops', 'mmengine', 'mmpose.models', 'mmdet',
-            'xtcocotools.coco', 'onnxruntime', 'mim', 'gtpt_mmpose'):
+            'xtcocotools.coco', 'onnxruntime', 'openvino', 'mim', 'gtpt_mmpose'):
     try:
         importlib.import_module(mod)
     except Exception as exc:  # report every failure, not just the first
