@@ -40,6 +40,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch._inductor.config as inductor_config
 import torch.nn as nn
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -216,7 +217,6 @@ class Runners:
         }
         self.onnx_files: Dict[Tuple[str, int], str] = {}
         self.max_abs_diff: Dict[str, float] = {}
-        self.compiled: Dict[Tuple[str, str], nn.Module] = {}
 
     def make(self, name: str, runtime: str,
              batch: int) -> Callable[[], object]:
@@ -230,12 +230,9 @@ class Runners:
             return lambda: run(feed)
         module = self.eager[name]
         if runtime.startswith('compile'):
-            key = (name, runtime)
-            if key not in self.compiled:
-                options = dict(freezing=runtime == 'compile-freezing')
-                self.compiled[key] = torch.compile(
-                    module, dynamic=False, options=options)
-            module = self.compiled[key]
+            # one compiled module per batch size, compiled now: inductor's
+            # freezing is a global setting, read when the graph compiles
+            module = torch.compile(module, dynamic=False)
         autocast = torch.autocast(
             'cpu', torch.bfloat16, enabled=runtime == 'eager-bf16')
 
@@ -243,6 +240,8 @@ class Runners:
             with torch.no_grad(), autocast:
                 return module(x)
 
+        with inductor_config.patch(freezing=runtime == 'compile-freezing'):
+            call()
         self._check(name, runtime, batch, call())
         return call
 

@@ -282,9 +282,7 @@ class GTPT(BaseModule):
         index = None
         if keep:
             index = pooled_scores(logits).topk(keep, dim=-1).indices
-            x = torch.cat((x[:, :front], take_tokens(x[:, front:], index)),
-                          dim=1)
-            pos = take_tokens(pos, index)
+            x, pos = take_tokens(x, index, front), take_tokens(pos, index)
         if i == STAGE_LAYERS:  # the human token becomes the keypoint tokens
             x = torch.cat((x[:, :1] + self.sparse_embedding(), x[:, 1:]),
                           dim=1)
@@ -356,9 +354,7 @@ class GTPT(BaseModule):
                     dim=-1).gather(
                         -1,
                         plan.group_own_index.expand(ranked.shape[0], -1, -1))
-                x = torch.cat((x[:, :, :s], take_tokens(x[:, :, s:], chosen)),
-                              dim=2)
-                pos = take_tokens(pos, chosen)
+                x, pos = take_tokens(x, chosen, s), take_tokens(pos, chosen)
             x = blk.ffn_residual(x)
         return x.flatten(1, 2)[:, plan.readout_index], chosen
 

@@ -50,6 +50,28 @@ def pooled_scores(logits: Tensor,
     return (w * a).sum(dim=(-3, -2))
 
 
-def take_tokens(x: Tensor, index: Tensor) -> Tensor:
-    """Gather tokens: x (..., N, C), index (..., k) -> (..., k, C)."""
-    return x.gather(-2, index.unsqueeze(-1).expand(*index.shape, x.shape[-1]))
+def take_tokens(x: Tensor, index: Tensor, front: int = 0) -> Tensor:
+    """Pick tokens of every sequence: its first ``front`` tokens, then the
+    tokens ``front + index``.
+
+    One gather of whole rows (contiguous copies, which runtimes do far faster
+    than an element-wise gather with a broadcast index).
+
+    Args:
+        x (Tensor): (..., N, C) token sequences.
+        index (Tensor): (..., k) long, positions after the first ``front``.
+        front (int): Tokens kept in front of every sequence.
+
+    Returns:
+        Tensor: (..., front + k, C).
+    """
+    n, c = x.shape[-2:]
+    rows = index + front
+    if front:
+        head = torch.arange(front, device=index.device)
+        rows = torch.cat((head.expand(*index.shape[:-1], front), rows), -1)
+    # row r of sequence s is row s * n + r of the flattened batch
+    seq = torch.arange(rows.shape[:-1].numel(), device=index.device)
+    rows = rows + (seq * n).view(*rows.shape[:-1], 1)
+    return x.reshape(-1, c).index_select(0,
+                                         rows.flatten()).view(*rows.shape, c)
