@@ -38,13 +38,16 @@ def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
     assert not any(
         isinstance(m, nn.BatchNorm2d) for m in prepared.backbone.modules())
     stem = prepared.backbone.stem
-    if backend == 'eager':  # chunks of the batch, channels-last weights
+    conv = next(m for m in stem.modules() if isinstance(m, nn.Conv2d))
+    if backend == 'eager':  # the tokenizer in chunks, channels-last weights
         assert isinstance(stem, BatchChunks) and stem.size == 4
-        conv = next(m for m in stem.modules() if isinstance(m, nn.Conv2d))
+        assert isinstance(prepared.backbone.patch_embed, nn.Identity)
         assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     else:
-        conv = next(m for m in stem.modules() if isinstance(m, nn.Conv2d))
+        assert not isinstance(stem, BatchChunks)
         assert conv.weight.is_contiguous()
+    with pytest.raises(ValueError, match='already prepared'):
+        prepare_for_inference(prepared, backend)
     for g, r in zip(got, ref):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
     assert model.backbone.patch_norm.training is False  # original untouched
