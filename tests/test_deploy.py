@@ -81,3 +81,14 @@ def test_prepare_refuses_a_model_that_is_not_gtpt():
         prepare_for_inference(model)
     with pytest.raises(ValueError, match="backend must be 'eager' or"):
         prepare_for_inference(build('gtpt-t_coco'), 'tensorrt')
+
+
+def test_the_prepared_model_compiles_without_graph_breaks():
+    """torch.compile traces the whole inference path as one graph, so it can
+    optimise (and, with freezing, prepack) all of it."""
+    model = ImageToSimCC(prepare_for_inference(build('gtpt-t_coco-wholebody')))
+    torch._dynamo.reset()
+    with torch.no_grad():
+        explained = torch._dynamo.explain(model)(torch.randn(1, 3, 256, 192))
+    assert explained.graph_break_count == 0, explained.break_reasons
+    assert explained.graph_count == 1

@@ -30,7 +30,9 @@ class CosineMomentumEMA(BaseAveragedModel):
             sets it to the runner's ``max_iters``.
         interval (int): Update every ``interval`` steps.
         device (torch.device, optional): Where the averaged copy lives.
-        update_buffers (bool): Average buffers too (the authors do).
+
+    Buffers (BatchNorm statistics) are averaged like the weights, as the
+    authors do (spec §7.1); integer counters follow the live model.
     """
 
     def __init__(self,
@@ -38,9 +40,8 @@ class CosineMomentumEMA(BaseAveragedModel):
                  momentum_start: float = 0.996,
                  total_iters: Optional[int] = None,
                  interval: int = 1,
-                 device: Optional[torch.device] = None,
-                 update_buffers: bool = True) -> None:
-        super().__init__(model, interval, device, update_buffers)
+                 device: Optional[torch.device] = None) -> None:
+        super().__init__(model, interval, device, update_buffers=True)
         if not 0.0 < momentum_start <= 1.0:
             raise ValueError(
                 f'momentum_start must be in (0, 1], got {momentum_start}')
@@ -63,8 +64,7 @@ class CosineMomentumEMA(BaseAveragedModel):
     def update_parameters(self, model: nn.Module) -> None:
         """Average every step from the first (MMEngine copies the source at
         step 0 instead)."""
-        source = model.state_dict() if self.update_buffers else dict(
-            model.named_parameters())
+        source = model.state_dict()
         if self.steps % self.interval == 0:
             for key, avg in self.avg_parameters.items():
                 src = source[key].data.to(avg.device)
@@ -73,9 +73,6 @@ class CosineMomentumEMA(BaseAveragedModel):
                 # counters such as num_batches_tracked follow the live model
                 else:
                     avg.data.copy_(src)
-        if not self.update_buffers:
-            for b_avg, b_src in zip(self.module.buffers(), model.buffers()):
-                b_avg.data.copy_(b_src.data.to(b_avg.device))
         self.steps += 1
 
     @torch.no_grad()
@@ -107,7 +104,6 @@ class GTPTEMAHook(EMAHook):
             ema_type='CosineMomentumEMA',
             momentum_start=momentum_start,
             total_iters=total_iters,
-            update_buffers=True,
             **kwargs)
         self._ema_resumed = False
 

@@ -394,7 +394,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with open(osp.join(args.out_dir, 'benchmark.md'), 'w') as f:
         f.write(text + '\n')
     if args.update_readme:
-        report.update_readme(args.update_readme, text)
+        report.update_readme(args.update_readme,
+                             report.markdown(result, compact=True))
     bad = {
         k: d
         for k, d in runners.max_abs_diff.items()

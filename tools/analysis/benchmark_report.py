@@ -110,9 +110,10 @@ def ratios(result: dict) -> List[dict]:
     return rows
 
 
-def markdown(result: dict) -> str:
-    """The README's tables: ms per image per runtime, the targets, and the
-    profiles when measured."""
+def markdown(result: dict, compact: bool = False) -> str:
+    """The tables: ms per image per runtime, the ratios, and the profiles
+    when measured. ``compact`` (the README's) keeps the ratios that have a
+    target and the profiles of GTPT-S and RTMPose-m."""
     s = result['settings']
     t = _timings(result)
     runtimes = sorted({k[1] for k in t}, key=list(SPEED_TARGETS).index)
@@ -141,6 +142,8 @@ def markdown(result: dict) -> str:
         '| --- | --- | ---: | ---: | --- | --- |'
     ]
     for r in result['ratios']:
+        if compact and r['bound'] is None:
+            continue
         if r['bound'] is None:
             target, met = '', ''
         elif r['reference'] is not None:
@@ -158,6 +161,8 @@ def markdown(result: dict) -> str:
             'share | slowest ops |', '| --- | --- |' + ' ---: |' * 6 + ' --- |'
         ]
         for p in result['profiles']:
+            if compact and p['model'] not in ('gtpt-s', 'rtmpose-m'):
+                continue
             lines.append(
                 f"| {p['model']} | {p['runtime']} | {p['total_ms']:.2f} | "
                 f"{p['matrix_ms']:.2f} | {p['conv_ms']:.2f} | "
@@ -208,6 +213,6 @@ if __name__ == '__main__':
     saved = json.load(open(sys.argv[1]))
     saved['ratios'] = ratios(saved)
     if len(sys.argv) > 2:
-        update_readme(sys.argv[2], markdown(saved))
+        update_readme(sys.argv[2], markdown(saved, compact=True))
     else:
         print(markdown(saved))
