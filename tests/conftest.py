@@ -84,3 +84,16 @@ def python_env() -> dict:
         CUDA_VISIBLE_DEVICES='',
         OMP_NUM_THREADS='2')
     return env
+
+
+def run_script(script: str, *args, env: dict = None, timeout: int = 600):
+    """Run a repository script with this Python from the repository root;
+    fail the test with its error output unless it succeeds."""
+    proc = subprocess.run([sys.executable, script, *map(str, args)],
+                          cwd=REPO,
+                          env=env or python_env(),
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, python_env
+from conftest import REPO, python_env, run_script
 
 ANALYSIS = osp.join(REPO, 'tools', 'analysis')
 
@@ -27,21 +27,11 @@ def test_smallest_run_writes_its_numbers_and_profiles(tmp_path):
     readme = tmp_path / 'README.md'
     readme.write_text('before\n<!-- benchmark:begin -->\nold\n'
                       '<!-- benchmark:end -->\nafter\n')
-    proc = subprocess.run([
-        sys.executable,
+    run_script(
         osp.join(ANALYSIS, 'benchmark.py'), '--variants', 't', '--rounds', '1',
         '--batch-sizes', '1', '--no-rtmpose', '--threads', '1', '--runtimes',
         'eager', 'onnxruntime', 'openvino', '--profile', '--settle', '0',
-        '--out-dir',
-        str(out), '--update-readme',
-        str(readme)
-    ],
-                          cwd=REPO,
-                          env=python_env(),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        '--out-dir', out, '--update-readme', readme)
     result = json.load(open(out / 'benchmark.json'))
     timings = {
         (t['model'], t['runtime'], t['batch']): t
@@ -123,19 +113,10 @@ def test_rtmpose_configs_are_made_offline():
 
 @pytest.mark.slow
 def test_training_benchmark_times_memory_and_profile(tmp_path):
-    proc = subprocess.run([
-        sys.executable,
+    run_script(
         osp.join(ANALYSIS, 'benchmark_training.py'), '--models', 'gtpt-t',
         'gtpt-s pruned-only', '--batch', '2', '--memory-batch', '2',
-        '--rounds', '1', '--threads', '1', '--profile', '--out-dir',
-        str(tmp_path)
-    ],
-                          cwd=REPO,
-                          env=python_env(),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        '--rounds', '1', '--threads', '1', '--profile', '--out-dir', tmp_path)
     result = json.load(open(tmp_path / 'benchmark_training.json'))
     assert set(result['ms_per_image']) == {'gtpt-t', 'gtpt-s pruned-only'}
     assert all(v > 0 for v in result['ms_per_image'].values())

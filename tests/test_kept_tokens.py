@@ -1,12 +1,11 @@
 """The kept-token picture (issue 4): the spec's counts, nested steps,
 unchanged outputs, the PNG."""
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import MINI_DATA, REPO, config_file, fixture_input, python_env
+from conftest import (MINI_DATA, REPO, config_file, fixture_input, python_env,
+                      run_script)
 
 # visual tokens kept by prune #1; by the transition and by prune #2 per
 # group; dense tokens per group (spec §0, pruned path; the same for T, S
@@ -75,21 +74,20 @@ def test_kept_token_indices_follow_the_spec_and_leave_the_logits_alone(
 def test_vis_tool_writes_a_picture(converted, tmp_path):
     import cv2
     out = tmp_path / 'kept.png'
-    proc = subprocess.run([
-        sys.executable,
+    run_script(
         osp.join(REPO, 'tools', 'analysis', 'vis_kept_tokens.py'),
         config_file('gtpt-t_coco-wholebody'),
         converted('gtpt-t_coco-wholebody'),
-        osp.join(MINI_DATA, 'train2017', '000000196141.jpg'), '--bbox', '247',
-        '74', '170', '300', '--out',
-        str(out)
-    ],
-                          cwd=REPO,
-                          env=one_thread_env(),
-                          capture_output=True,
-                          text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+        osp.join(MINI_DATA, 'train2017', '000000196141.jpg'),
+        '--bbox',
+        '247',
+        '74',
+        '170',
+        '300',
+        '--out',
+        out,
+        env=one_thread_env(),
+        timeout=300)
     image = cv2.imread(str(out))
     # a 3 x 3 grid of 256 x 192 crops, upscaled: taller than wide, not blank
     assert image is not None and 1000 < image.shape[

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, config_file, fixture_input, python_env
+from conftest import REPO, config_file, fixture_input, python_env, run_script
 
 NAME = 'gtpt-t_coco-wholebody'
 IMAGE = osp.join(REPO, 'demo', 'data', 'coco-wholebody-mini', 'train2017',
@@ -21,17 +21,8 @@ EXPORT = osp.join(REPO, 'tools', 'deploy', 'export_onnx.py')
 @pytest.fixture(scope='module')
 def exported(converted, tmp_path_factory):
     out = str(tmp_path_factory.mktemp('onnx') / 'gtpt-t_wb.onnx')
-    proc = subprocess.run([
-        sys.executable, EXPORT,
-        config_file(NAME),
-        converted(NAME), out, '--batch', '2'
-    ],
-                          cwd=REPO,
-                          env=python_env(),
-                          capture_output=True,
-                          text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_script(EXPORT, config_file(NAME), converted(NAME), out,
+                      '--batch', '2')
     return out, proc.stdout
 
 
