@@ -9,6 +9,12 @@ from conftest import config_file
 
 from gtpt_mmpose.deploy import BatchChunks, ImageToSimCC, prepare_for_inference
 from gtpt_mmpose.deploy.fuse import ConvPatchEmbed
+from gtpt_mmpose.deploy.onednn import (OneDNNLinear, onednn_linear_available,
+                                       use_onednn_linears)
+from gtpt_mmpose.models.backbones.transformer import Block
+
+needs_onednn = pytest.mark.skipif(
+    not onednn_linear_available(), reason='this PyTorch has no oneDNN')
 
 
 def build(name: str):
@@ -39,13 +45,17 @@ def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
         isinstance(m, nn.BatchNorm2d) for m in prepared.backbone.modules())
     stem = prepared.backbone.stem
     conv = next(m for m in stem.modules() if isinstance(m, nn.Conv2d))
+    linears = [m for m in prepared.modules() if isinstance(m, nn.Linear)]
     if backend == 'eager':  # the tokenizer in chunks, channels-last weights
         assert isinstance(stem, BatchChunks) and stem.size == 4
+        assert all(isinstance(m, OneDNNLinear)
+                   for m in linears) == onednn_linear_available()
         assert isinstance(prepared.backbone.patch_embed, nn.Identity)
         assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     else:
         assert not isinstance(stem, BatchChunks)
         assert conv.weight.is_contiguous()
+        assert not any(isinstance(m, OneDNNLinear) for m in linears)
     with pytest.raises(ValueError, match='already prepared'):
         prepare_for_inference(prepared, backend)
     for g, r in zip(got, ref):
@@ -92,3 +102,36 @@ def test_the_prepared_model_compiles_without_graph_breaks():
         explained = torch._dynamo.explain(model)(torch.randn(1, 3, 256, 192))
     assert explained.graph_break_count == 0, explained.break_reasons
     assert explained.graph_count == 1
+
+
+@needs_onednn
+def test_onednn_linears_compute_the_same_layer_in_every_mode():
+    """oneDNN runs float32 on the CPU (the FFN's GELU in the same call); under
+    bf16 autocast the layer takes PyTorch's own path; torch.compile, with and
+    without freezing, runs it too (its oneDNN fusion pass asserts frozen
+    weights, torch 2.13)."""
+    import torch._inductor.config as inductor_config
+    torch.manual_seed(0)
+    block = Block(48, 4, 3).eval()
+    fast = copy.deepcopy(block)
+    assert use_onednn_linears(fast) == 4  # qkv, proj, fc1 + GELU, fc2
+    assert isinstance(fast.ffn.act, nn.Identity)
+    x = torch.randn(2, 7, 48)
+
+    def run(m, autocast=False):
+        with torch.no_grad(), torch.autocast('cpu', enabled=autocast):
+            return m.ffn_residual(m.attention_residual(x)[0])
+
+    torch.testing.assert_close(run(fast), run(block), rtol=1e-5, atol=1e-5)
+    assert torch.equal(run(fast, True), run(block, True))
+    for freezing in (False, True):
+        torch._dynamo.reset()
+        with inductor_config.patch(freezing=freezing):
+            compiled = torch.compile(run)
+            torch.testing.assert_close(
+                compiled(fast), run(block), rtol=1e-5, atol=1e-5)
+
+
+def test_onednn_linears_are_refused_for_an_exported_graph():
+    with pytest.raises(ValueError, match='for eager PyTorch'):
+        prepare_for_inference(build('gtpt-t_coco'), 'export', onednn=True)

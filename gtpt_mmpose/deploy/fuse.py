@@ -11,6 +11,8 @@ import torch.nn as nn
 from torch import Tensor
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from .onednn import onednn_linear_available, use_onednn_linears
+
 #: Images per tokenizer call at inference in eager PyTorch: a whole large
 #: batch's stride-2 and stride-4 feature maps fall out of the CPU caches
 #: (GTPT-S, batch 32, 2 cores: 43.0 ms per image in one call, 33.5 with the
@@ -142,15 +144,17 @@ def fold_patch_norm(backbone: nn.Module) -> None:
 def prepare_for_inference(pose_model: nn.Module,
                           backend: str = 'eager',
                           chunk: Optional[int] = TOKENIZER_CHUNK,
-                          patch_conv: Optional[bool] = None) -> nn.Module:
+                          patch_conv: Optional[bool] = None,
+                          onednn: Optional[bool] = None) -> nn.Module:
     """Rewrite a GTPT pose model for inference, in place, once.
 
     Folds every BatchNorm of the backbone into the layer before it, and lays
     the tokenizer out for the runtime: for eager PyTorch (and
-    ``torch.compile``) channels-last stem weights and chunks of ``chunk``
-    images (the stem, the patch embedding's BatchNorm and linear layer then
-    run as one module in ``backbone.stem``); for an exported graph plain
-    NCHW in one call, as its runtime picks its own layout. The rewritten
+    ``torch.compile``) linear layers through oneDNN, channels-last stem
+    weights and chunks of ``chunk`` images (the stem, the patch embedding's
+    BatchNorm and linear layer then run as one module in ``backbone.stem``);
+    for an exported graph plain NCHW in one call, as its runtime picks its
+    own layout. The rewritten
     model gives the same outputs (to float rounding) and can no longer be
     trained or load checkpoints.
 
@@ -163,6 +167,9 @@ def prepare_for_inference(pose_model: nn.Module,
             None runs the whole batch at once.
         patch_conv (bool, optional): Embed patches with the equivalent
             strided convolution instead of a gather and a linear layer.
+        onednn (bool, optional): Run the linear layers through oneDNN
+            (:mod:`.onednn`). Defaults to yes for ``'eager'`` where PyTorch
+            has oneDNN; an exported graph has its runtime's own kernels.
 
     Returns:
         nn.Module: ``pose_model``, in eval mode.
@@ -180,6 +187,13 @@ def prepare_for_inference(pose_model: nn.Module,
     fold_patch_norm(backbone)
     if patch_conv:
         backbone.patch_embed = ConvPatchEmbed(backbone.patch_embed)
+    if onednn is None:
+        onednn = backend == 'eager' and onednn_linear_available()
+    elif onednn and backend == 'export':
+        raise ValueError('oneDNN linear layers are for eager PyTorch; an '
+                         'exported graph runs its runtime\'s kernels')
+    if onednn:
+        use_onednn_linears(pose_model)
     layout = torch.channels_last if backend == 'eager' \
         else torch.contiguous_format
     backbone.stem.to(memory_format=layout)
