@@ -11,7 +11,9 @@ import torch.nn as nn
 from torch import Tensor
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .onednn import onednn_linear_available, use_onednn_linears
+from ..models.backbones.onednn_linear import (onednn_linear_available,
+                                              use_onednn_linears,
+                                              use_torch_linears)
 
 #: Images per tokenizer call at inference in eager PyTorch: a whole large
 #: batch's stride-2 and stride-4 feature maps fall out of the CPU caches
@@ -150,7 +152,8 @@ def prepare_for_inference(pose_model: nn.Module,
 
     Folds every BatchNorm of the backbone into the layer before it, and lays
     the tokenizer out for the runtime: for eager PyTorch (and
-    ``torch.compile``) linear layers through oneDNN, channels-last stem
+    ``torch.compile``) linear layers through oneDNN with the FFN's GELU in
+    the same call, channels-last stem
     weights and chunks of ``chunk`` images (the stem, the patch embedding's
     BatchNorm and linear layer then run as one module in ``backbone.stem``);
     for an exported graph plain NCHW in one call, as its runtime picks its
@@ -168,8 +171,9 @@ def prepare_for_inference(pose_model: nn.Module,
         patch_conv (bool, optional): Embed patches with the equivalent
             strided convolution instead of a gather and a linear layer.
         onednn (bool, optional): Run the linear layers through oneDNN
-            (:mod:`.onednn`). Defaults to yes for ``'eager'`` where PyTorch
-            has oneDNN; an exported graph has its runtime's own kernels.
+            (``models/backbones/onednn_linear.py``). Defaults to yes for
+            ``'eager'`` where PyTorch has oneDNN; an exported graph has its
+            runtime's own kernels.
 
     Returns:
         nn.Module: ``pose_model``, in eval mode.
@@ -193,7 +197,9 @@ def prepare_for_inference(pose_model: nn.Module,
         raise ValueError('oneDNN linear layers are for eager PyTorch; an '
                          'exported graph runs its runtime\'s kernels')
     if onednn:
-        use_onednn_linears(pose_model)
+        use_onednn_linears(pose_model, fuse_gelu=True)
+    else:  # the model's own choice undone: plain layers for an export
+        use_torch_linears(pose_model)
     layout = torch.channels_last if backend == 'eager' \
         else torch.contiguous_format
     backbone.stem.to(memory_format=layout)

@@ -15,6 +15,8 @@ from mmpose.registry import MODELS
 from torch import Tensor
 
 from ...datasets.wholebody_layout import NUM_BODY_KEYPOINTS
+from .onednn_linear import (LINEAR_KERNELS, onednn_linear_available,
+                            use_onednn_linears)
 from .patch_embed import PatchEmbed
 from .shufflenet_stem import ShuffleStem, UShapedShuffleStem
 from .token_layout import STAGE_LAYERS, GroupLayout, PruningPlan
@@ -81,6 +83,9 @@ class GTPT(BaseModule):
             (for the Global Perceived loss). Eval mode runs the pruned path.
         attention (str): How attention is computed, see
             :data:`~.transformer.ATTENTION_IMPLS`.
+        linear_kernel (str): How the linear layers run on CPUs, one of
+            :data:`~.onednn_linear.LINEAR_KERNELS`; ``'onednn'`` falls back
+            to ``'torch'`` where PyTorch has no oneDNN, and on GPUs.
         stem_channels_last (bool): Store the stem's convolution weights
             channels-last, oneDNN's fast layout for depthwise and 1x1
             convolutions on CPUs; its activations follow the weights.
@@ -103,6 +108,7 @@ class GTPT(BaseModule):
                  depth: Tuple[int, int] = (6, 6),
                  unpruned_pass: bool = True,
                  attention: str = 'sdpa',
+                 linear_kernel: str = 'onednn',
                  stem_channels_last: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -114,6 +120,9 @@ class GTPT(BaseModule):
                                             for r in keep_ratios):
             raise ValueError('keep_ratios must be four values in (0, 1], '
                              f'got {keep_ratios}')
+        if linear_kernel not in LINEAR_KERNELS:
+            raise ValueError(f'linear_kernel must be one of {LINEAR_KERNELS}'
+                             f', got {linear_kernel!r}')
         w, h = input_size
         cell = (STEM_STRIDE * PATCH_SIZE[0], STEM_STRIDE * PATCH_SIZE[1])
         if h % cell[0] or w % cell[1]:
@@ -187,6 +196,8 @@ class GTPT(BaseModule):
             default=depth[0])
         if stem_channels_last:
             self.stem.to(memory_format=torch.channels_last)
+        if linear_kernel == 'onednn' and onednn_linear_available():
+            use_onednn_linears(self)
 
     def init_weights(self) -> None:
         """The authors' initialisation from scratch (spec §9.1), unless an

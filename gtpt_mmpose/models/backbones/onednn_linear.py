@@ -1,0 +1,194 @@
+"""Linear layers through oneDNN's inner product on CPUs.
+
+PyTorch runs a float32 ``nn.Linear`` on a CPU through the BLAS it was built
+with (MKL on x86). oneDNN, which PyTorch also ships, picks its kernels for the
+CPU it runs on: on this project's AMD EPYC (AVX-512) its inner product
+reaches 210-245 GMAC/s on 2 threads at GTPT's shapes, MKL about 100
+(docs/history.md). Same float32 product, another summation order; forward
+and backward both run in oneDNN.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .patch_embed import PatchEmbed, patch_vectors
+from .transformer import FeedForward
+
+#: How GTPT's linear layers run on a CPU: PyTorch's ``nn.Linear`` (its BLAS)
+#: or :class:`OneDNNLinear`.
+LINEAR_KERNELS = ('torch', 'onednn')
+
+#: Activations the inner product can apply to its output in the same call;
+#: ``'gelu'`` (exact) is for inference only.
+ACTIVATIONS = ('none', 'gelu')
+
+
+def onednn_linear_available() -> bool:
+    """Whether this PyTorch has oneDNN and its linear operator."""
+    return torch.backends.mkldnn.is_available() and hasattr(
+        torch.ops.mkldnn, '_linear_pointwise')
+
+
+@torch.library.custom_op('gtpt_mmpose::onednn_linear', mutates_args=())
+def onednn_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                  activation: str) -> Tensor:
+    """``activation(x @ weight.T + bias)`` by oneDNN for a 2-D ``x``, with
+    its backward.
+
+    An opaque operator for autograd and for ``torch.compile``, whose own
+    oneDNN fusion passes assert that the weight is a frozen constant
+    (torch 2.13) and fail on a module compiled without freezing.
+    """
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [],
+                                              'none')
+
+
+@onednn_linear.register_fake
+def _(x: Tensor, weight: Tensor, bias: Optional[Tensor],
+      activation: str) -> Tensor:
+    return x.new_empty(x.shape[0], weight.shape[0])
+
+
+def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
+    x, weight, bias, activation = inputs
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias, ctx.activation = bias is not None, activation
+
+
+def _backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
+    if ctx.activation != 'none':
+        raise RuntimeError('a oneDNN linear layer with a fused activation is '
+                           'for inference only')
+    x, weight = ctx.saved_tensors
+    grad_x = grad_weight = grad_bias = None
+    # both products as oneDNN inner products of transposed views (no copies)
+    if ctx.needs_input_grad[0]:  # grad @ weight
+        grad_x = _inner_product(grad, weight.t())
+    if ctx.needs_input_grad[1]:  # grad^T @ x
+        grad_weight = _inner_product(grad.t(), x.t())
+    if ctx.has_bias and ctx.needs_input_grad[2]:
+        grad_bias = grad.sum(0)
+    return grad_x, grad_weight, grad_bias, None
+
+
+def _inner_product(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b^T by oneDNN."""
+    return torch.ops.mkldnn._linear_pointwise(a, b, None, 'none', [], 'none')
+
+
+onednn_linear.register_autograd(_backward, setup_context=_setup_context)
+
+
+class OneDNNLinear(nn.Linear):
+    """``nn.Linear`` (optionally followed by exact GELU, for inference) run
+    by oneDNN on float32 CPU tensors; anything else (autocast, other dtypes,
+    GPUs) takes PyTorch's own path. It shares the parameters of the layer it
+    replaces, under the same names.
+
+    Args:
+        linear (nn.Linear): The layer to take the parameters of.
+        activation (str): One of :data:`ACTIVATIONS`.
+
+    Shapes: (..., in_features) -> (..., out_features).
+    """
+
+    def __init__(self, linear: nn.Linear, activation: str = 'none') -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f'activation must be one of {ACTIVATIONS}, got '
+                             f'{activation!r}')
+        super().__init__(
+            linear.in_features,
+            linear.out_features,
+            linear.bias is not None,
+            device='meta')
+        self.weight, self.bias = linear.weight, linear.bias
+        self.activation = activation
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (x.is_cpu and x.dtype == torch.float32 and self.weight.dtype
+                == torch.float32 and not torch.is_autocast_enabled('cpu')):
+            y = F.linear(x, self.weight, self.bias)
+            return F.gelu(y) if self.activation == 'gelu' else y
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            # 2-D through the operator: the output is no view then, so that
+            # autograd lets in-place layers (ReLU) follow
+            y = onednn_linear(
+                x.reshape(-1, self.in_features), self.weight, self.bias,
+                self.activation)
+            return y.view(*x.shape[:-1], self.out_features)
+        # inference: the operator itself, without the custom op's dispatch
+        return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias,
+                                                  self.activation, [], 'none')
+
+
+class OneDNNPatchEmbed(OneDNNLinear):
+    """GTPT's ``PatchEmbed`` with its linear layer run by oneDNN.
+
+    Shapes: (B, ch, H, W) -> (B, N, embed_dims).
+    """
+
+    def __init__(self, patch_embed: PatchEmbed) -> None:
+        super().__init__(patch_embed)
+        self.patch_size: Tuple[int, int] = patch_embed.patch_size
+
+    def forward(self, f: Tensor) -> Tensor:
+        return super().forward(patch_vectors(f, self.patch_size))
+
+
+def _torch_linear(layer: OneDNNLinear) -> nn.Linear:
+    """The plain layer with the parameters of ``layer``."""
+    if layer.activation != 'none':
+        raise ValueError('a oneDNN linear layer with a fused activation has '
+                         'no single plain form')
+    if isinstance(layer, OneDNNPatchEmbed):
+        ph, pw = layer.patch_size
+        plain = PatchEmbed(layer.in_features // (ph * pw), layer.out_features,
+                           layer.patch_size).to('meta')
+    else:
+        plain = nn.Linear(
+            layer.in_features,
+            layer.out_features,
+            layer.bias is not None,
+            device='meta')
+    plain.weight, plain.bias = layer.weight, layer.bias
+    return plain
+
+
+def use_torch_linears(module: nn.Module) -> int:
+    """Undo :func:`use_onednn_linears` (without fused activations), in place,
+    e.g. before an export that must not see oneDNN's operator. Returns how
+    many layers changed."""
+    changed = 0
+    for parent in list(module.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, OneDNNLinear):
+                setattr(parent, name, _torch_linear(child))
+                changed += 1
+    return changed
+
+
+def use_onednn_linears(module: nn.Module, fuse_gelu: bool = False) -> int:
+    """Run every linear layer under ``module`` through oneDNN, in place; with
+    ``fuse_gelu`` (inference only) an FFN's first layer takes its GELU
+    along. Returns how many layers changed."""
+    changed = 0
+    if fuse_gelu:
+        for ffn in [m for m in module.modules() if isinstance(m, FeedForward)]:
+            if isinstance(ffn.act, nn.GELU) and ffn.act.approximate == 'none':
+                ffn.fc1, ffn.act = OneDNNLinear(ffn.fc1, 'gelu'), nn.Identity()
+                changed += 1
+    for parent in list(module.modules()):
+        for name, child in parent.named_children():
+            if isinstance(child, OneDNNLinear):
+                continue
+            if isinstance(child, PatchEmbed):
+                setattr(parent, name, OneDNNPatchEmbed(child))
+            elif type(child) is nn.Linear:
+                setattr(parent, name, OneDNNLinear(child))
+            else:
+                continue
+            changed += 1
+    return changed

@@ -1,0 +1,69 @@
+"""GTPT's linear layers through oneDNN (issues 14 and 15): the same layer,
+forward and backward, as PyTorch's ``nn.Linear``, in training and eval, and
+none of it in an exported graph."""
+import pytest
+import torch
+import torch.nn as nn
+from test_shared_prefix import batch, build, losses_and_grads
+
+from gtpt_mmpose.deploy import prepare_for_inference
+from gtpt_mmpose.models.backbones.onednn_linear import (
+    OneDNNLinear, OneDNNPatchEmbed, onednn_linear_available, use_torch_linears)
+
+pytestmark = pytest.mark.skipif(
+    not onednn_linear_available(), reason='this PyTorch has no oneDNN')
+
+
+def test_every_linear_layer_of_the_backbone_runs_through_onednn():
+    backbone = build('gtpt-t_coco-wholebody').backbone
+    linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
+    assert len(linears) == 1 + 12 * 4 + 2  # patches, 12 layers, group mask
+    assert all(isinstance(m, OneDNNLinear) for m in linears)
+    assert isinstance(backbone.patch_embed, OneDNNPatchEmbed)
+    plain = build('gtpt-t_coco-wholebody', linear_kernel='torch').backbone
+    assert not any(isinstance(m, OneDNNLinear) for m in plain.modules())
+    # the same parameters under the same names: checkpoints do not see it
+    assert backbone.state_dict().keys() == plain.state_dict().keys()
+    with pytest.raises(ValueError, match='linear_kernel must be one of'):
+        build('gtpt-t_coco-wholebody', linear_kernel='mkl')
+
+
+@pytest.mark.parametrize('name', ['gtpt-t_coco-wholebody', 'gtpt-b_coco'])
+def test_training_step_gives_the_losses_and_gradients_of_torch_linears(name):
+    fast = build(name)
+    plain = build(name, linear_kernel='torch')
+    plain.load_state_dict(fast.state_dict())
+    x, samples = batch(fast.backbone.num_keypoints)
+    fast_losses, fast_grads = losses_and_grads(fast, x, samples)
+    ref_losses, ref_grads = losses_and_grads(plain, x, samples)
+    for k in ref_losses:
+        torch.testing.assert_close(
+            fast_losses[k], ref_losses[k], rtol=1e-5, atol=1e-7, msg=k)
+    # other summation orders: float32 rounding, relative to the largest
+    # gradient (the biases before a BatchNorm have a true gradient of 0)
+    largest = max(float(g.abs().max()) for g in ref_grads.values())
+    for n, ref in ref_grads.items():
+        torch.testing.assert_close(
+            fast_grads[n], ref, rtol=1e-4, atol=1e-5 * largest, msg=n)
+    assert any(not torch.equal(fast_grads[n], ref_grads[n])
+               for n in ref_grads)  # oneDNN really ran
+
+
+def test_eval_forward_and_autocast_match_torch_linears():
+    fast = build('gtpt-t_coco-wholebody').eval()
+    plain = build('gtpt-t_coco-wholebody', linear_kernel='torch').eval()
+    plain.load_state_dict(fast.state_dict())
+    x, _ = batch(133, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            fast.backbone(x)[0], plain.backbone(x)[0], rtol=1e-4, atol=1e-4)
+        with torch.autocast('cpu', torch.bfloat16):  # PyTorch's own path
+            assert torch.equal(fast.backbone(x)[0], plain.backbone(x)[0])
+
+
+def test_an_exported_graph_gets_plain_linear_layers():
+    model = build('gtpt-t_coco-wholebody').eval()
+    prepared = prepare_for_inference(model, 'export')
+    assert not any(isinstance(m, OneDNNLinear) for m in prepared.modules())
+    assert type(prepared.backbone.patch_embed).__name__ == 'PatchEmbed'
+    assert use_torch_linears(prepared) == 0
