@@ -4,8 +4,9 @@ PyTorch runs a float32 ``nn.Linear`` on a CPU through the BLAS it was built
 with (MKL on x86). oneDNN, which PyTorch also ships, picks its kernels for the
 CPU it runs on: on this project's AMD EPYC (AVX-512) its inner product
 reaches 210-245 GMAC/s on 2 threads at GTPT's shapes, MKL about 100
-(docs/history.md). Same float32 product, another summation order; forward
-and backward both run in oneDNN.
+(docs/history.md). Same float32 product, another summation order. The
+forward and the input gradient run in oneDNN, the weight gradient in the
+BLAS.
 """
 from typing import Optional, Tuple
 
@@ -64,11 +65,12 @@ def _backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
                            'for inference only')
     x, weight = ctx.saved_tensors
     grad_x = grad_weight = grad_bias = None
-    # both products as oneDNN inner products of transposed views (no copies)
-    if ctx.needs_input_grad[0]:  # grad @ weight
+    if ctx.needs_input_grad[0]:  # grad @ weight, weight's transpose a view
         grad_x = _inner_product(grad, weight.t())
-    if ctx.needs_input_grad[1]:  # grad^T @ x
-        grad_weight = _inner_product(grad.t(), x.t())
+    if ctx.needs_input_grad[1]:  # grad^T @ x by PyTorch's BLAS: oneDNN is
+        # faster here but holds buffers for the transposed activations
+        # (GTPT-S, batch 16: +9 % peak memory, docs/history.md)
+        grad_weight = grad.t().mm(x)
     if ctx.has_bias and ctx.needs_input_grad[2]:
         grad_bias = grad.sum(0)
     return grad_x, grad_weight, grad_bias, None
