@@ -56,6 +56,9 @@ def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
         assert not isinstance(stem, BatchChunks)
         assert conv.weight.is_contiguous()
         assert not any(isinstance(m, OneDNNLinear) for m in linears)
+        assert all(m.attn.impl == 'sdpa'  # exported as ONNX Attention
+                   for m in prepared.backbone.modules()
+                   if isinstance(m, Block))
     with pytest.raises(ValueError, match='already prepared'):
         prepare_for_inference(prepared, backend)
     for g, r in zip(got, ref):

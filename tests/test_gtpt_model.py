@@ -22,7 +22,7 @@ def build(name: str, **backbone):
     return MODELS.build(cfg.model).eval()
 
 
-@pytest.mark.parametrize('impl', ['sdpa', 'matmul'])
+@pytest.mark.parametrize('impl', ['auto', 'sdpa', 'matmul'])
 def test_mhga_equals_full_attention_with_the_equivalent_mask(impl):
     """Each group's queries see every group's real slots plus their own
     group's other tokens; nobody sees the dummy slot."""
@@ -269,3 +269,30 @@ def test_concat_shuffle_is_channel_shuffle_of_the_concatenation(channels_last):
     assert torch.equal(out, F.channel_shuffle(torch.cat((a, b), dim=1), 2))
     assert out.is_contiguous(
         memory_format=torch.channels_last) == channels_last
+
+
+def test_auto_attention_writes_out_small_logits_and_fuses_large_ones(
+        monkeypatch):
+    """'auto' (the default) is the written-out softmax up to
+    WRITTEN_OUT_MAX_LOGITS logits and SDPA beyond: the same attention."""
+    import torch.nn.functional as F
+
+    from gtpt_mmpose.models.backbones.transformer import (
+        WRITTEN_OUT_MAX_LOGITS, Attention)
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, 'scaled_dot_product_attention',
+                        lambda *a, **k: calls.append(1) or sdpa(*a, **k))
+    torch.manual_seed(0)
+    auto, fused = Attention(32, 8, 'auto'), Attention(32, 8, 'sdpa')
+    fused.load_state_dict(auto.state_dict())
+    small, large = torch.randn(1, 50, 32), torch.randn(2, 400, 32)
+    assert 8 * 50 * 50 <= WRITTEN_OUT_MAX_LOGITS < 2 * 8 * 400 * 400
+    for x, uses_sdpa in ((small, False), (large, True)):
+        calls.clear()
+        out, logits = auto(x, score_rows=3)
+        assert bool(calls) == uses_sdpa
+        calls.clear()
+        ref, ref_logits = fused(x, score_rows=3)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(logits, ref_logits, rtol=1e-5, atol=1e-6)

@@ -14,6 +14,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..models.backbones.onednn_linear import (onednn_linear_available,
                                               use_onednn_linears,
                                               use_torch_linears)
+from ..models.backbones.transformer import Attention
 
 #: Images per tokenizer call at inference in eager PyTorch: a whole large
 #: batch's stride-2 and stride-4 feature maps fall out of the CPU caches
@@ -157,7 +158,8 @@ def prepare_for_inference(pose_model: nn.Module,
     weights and chunks of ``chunk`` images (the stem, the patch embedding's
     BatchNorm and linear layer then run as one module in ``backbone.stem``);
     for an exported graph plain NCHW in one call, as its runtime picks its
-    own layout. The rewritten
+    own layout, and attention in SDPA's form, which exports as the fused
+    ONNX ``Attention`` op. The rewritten
     model gives the same outputs (to float rounding) and can no longer be
     trained or load checkpoints.
 
@@ -200,6 +202,10 @@ def prepare_for_inference(pose_model: nn.Module,
         use_onednn_linears(pose_model, fuse_gelu=True)
     else:  # the model's own choice undone: plain layers for an export
         use_torch_linears(pose_model)
+    if backend == 'export':  # the runtimes fuse SDPA's form (ONNX Attention)
+        for attention in pose_model.modules():
+            if isinstance(attention, Attention):
+                attention.impl = 'sdpa'
     layout = torch.channels_last if backend == 'eager' \
         else torch.contiguous_format
     backbone.stem.to(memory_format=layout)

@@ -14,7 +14,7 @@ memory is measured for each model in a process of its own (two steps at
     python tools/analysis/benchmark_training.py --amp            # bf16 on
         # the CPU, fp16 with a loss scaler on a GPU (MMEngine's --amp)
     python tools/analysis/benchmark_training.py --device cuda --amp
-    python tools/analysis/benchmark_training.py --attention sdpa matmul \
+    python tools/analysis/benchmark_training.py --attention auto sdpa matmul \
         --models gtpt-s                                # compare kernels
 
 Writes ``benchmark_training.json`` and ``.md`` to ``--out-dir``.
@@ -64,8 +64,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--attention',
         nargs='+',
-        default=['sdpa'],
-        choices=['sdpa', 'matmul'],
+        default=['auto'],
+        choices=['auto', 'sdpa', 'matmul'],
         help="GTPT's attention kernels to time (each its own model)")
     p.add_argument('--no-memory', action='store_true')
     p.add_argument(

@@ -107,7 +107,7 @@ class GTPT(BaseModule):
                  mlp_ratio: int = 3,
                  depth: Tuple[int, int] = (6, 6),
                  unpruned_pass: bool = True,
-                 attention: str = 'sdpa',
+                 attention: str = 'auto',
                  linear_kernel: str = 'onednn',
                  stem_channels_last: bool = True,
                  init_cfg: Optional[dict] = None) -> None:

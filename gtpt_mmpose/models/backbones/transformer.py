@@ -13,12 +13,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 #: How attention is computed: ``'sdpa'``, PyTorch's fused
-#: ``scaled_dot_product_attention`` (it picks the kernel for the device), or
+#: ``scaled_dot_product_attention`` (it picks the kernel for the device);
 #: ``'matmul'``, softmax(q k^T) v written out, which also gives the pruning
-#: logits. SDPA is the faster of the two on CPUs in training and inference
-#: at every shape GTPT has (docs/history.md); ``'matmul'`` is the switch to
-#: try on a GPU whose SDPA kernels are slow at head width 16 or 24.
-ATTENTION_IMPLS = ('sdpa', 'matmul')
+#: logits; ``'auto'``, written out when the logits are small (at most
+#: :data:`WRITTEN_OUT_MAX_LOGITS` elements, e.g. GTPT-S at batch 1) and SDPA
+#: otherwise. On CPUs SDPA is faster at every training shape, the written-out
+#: form at batch-1 group layers (docs/history.md); ``'matmul'`` is also the
+#: switch to try on a GPU whose SDPA kernels are slow at head width 16 or 24.
+ATTENTION_IMPLS = ('auto', 'sdpa', 'matmul')
+
+#: The largest logits tensor (elements) that ``'auto'`` writes out: the
+#: softmax of a small one stays in the caches, a large one is SDPA's case.
+WRITTEN_OUT_MAX_LOGITS = 2**20
 
 
 class FeedForward(nn.Module):
@@ -45,7 +51,7 @@ class Attention(nn.Module):
         impl (str): One of :data:`ATTENTION_IMPLS`.
     """
 
-    def __init__(self, dim: int, num_heads: int, impl: str = 'sdpa') -> None:
+    def __init__(self, dim: int, num_heads: int, impl: str = 'auto') -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f'embed_dims ({dim}) must be divisible by '
@@ -83,7 +89,11 @@ class Attention(nn.Module):
                mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
         """softmax(q k^T * scale + mask) v, and the scaled logits when
         they came for free (``'matmul'``), else None."""
-        if self.impl == 'sdpa':  # its fast kernels take 4-D tensors only
+        impl = self.impl
+        if impl == 'auto':
+            size = q.shape[:-1].numel() * k.shape[-2]
+            impl = 'matmul' if size <= WRITTEN_OUT_MAX_LOGITS else 'sdpa'
+        if impl == 'sdpa':  # its fast kernels take 4-D tensors only
             out = F.scaled_dot_product_attention(
                 q.flatten(0, -4),
                 k.flatten(0, -4),
@@ -143,7 +153,7 @@ class GroupAttention(Attention):
                  num_heads: int,
                  num_slots: int,
                  shared_slots: Sequence[int],
-                 impl: str = 'sdpa') -> None:
+                 impl: str = 'auto') -> None:
         super().__init__(dim, num_heads, impl)
         self.num_slots = num_slots
         shared = list(shared_slots)
@@ -212,7 +222,7 @@ class Block(nn.Module):
                  mlp_ratio: int,
                  num_slots: int = 0,
                  shared_slots: Sequence[int] = (),
-                 attention: str = 'sdpa') -> None:
+                 attention: str = 'auto') -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = (
