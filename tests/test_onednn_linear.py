@@ -20,6 +20,9 @@ def test_every_linear_layer_of_the_backbone_runs_through_onednn():
     assert len(linears) == 1 + 12 * 4 + 2  # patches, 12 layers, group mask
     assert all(isinstance(m, OneDNNLinear) for m in linears)
     assert isinstance(backbone.patch_embed, OneDNNPatchEmbed)
+    ffn = backbone.coarse_blocks[0].ffn  # GELU recomputed in backward
+    assert isinstance(ffn.act, nn.Identity)
+    assert ffn.fc2.input_activation == 'gelu'
     plain = build('gtpt-t_coco-wholebody', linear_kernel='torch').backbone
     assert not any(isinstance(m, OneDNNLinear) for m in plain.modules())
     # the same parameters under the same names: checkpoints do not see it
@@ -66,4 +69,7 @@ def test_an_exported_graph_gets_plain_linear_layers():
     prepared = prepare_for_inference(model, 'export')
     assert not any(isinstance(m, OneDNNLinear) for m in prepared.modules())
     assert type(prepared.backbone.patch_embed).__name__ == 'PatchEmbed'
+    assert all(
+        isinstance(b.ffn.act, nn.GELU)
+        for b in prepared.backbone.coarse_blocks)
     assert use_torch_linears(prepared) == 0

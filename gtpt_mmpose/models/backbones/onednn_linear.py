@@ -22,8 +22,8 @@ from .transformer import FeedForward
 #: or :class:`OneDNNLinear`.
 LINEAR_KERNELS = ('torch', 'onednn')
 
-#: Activations the inner product can apply to its output in the same call;
-#: ``'gelu'`` (exact) is for inference only.
+#: Activations a :class:`OneDNNLinear` applies in the same call: exact GELU
+#: before the product (recomputed in backward) or after it (inference only).
 ACTIVATIONS = ('none', 'gelu')
 
 
@@ -35,28 +35,32 @@ def onednn_linear_available() -> bool:
 
 @torch.library.custom_op('gtpt_mmpose::onednn_linear', mutates_args=())
 def onednn_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor],
-                  activation: str) -> Tensor:
-    """``activation(x @ weight.T + bias)`` by oneDNN for a 2-D ``x``, with
-    its backward.
+                  input_activation: str, activation: str) -> Tensor:
+    """``activation(input_activation(x) @ weight.T + bias)`` by oneDNN for a
+    2-D ``x``, with its backward.
 
     An opaque operator for autograd and for ``torch.compile``, whose own
     oneDNN fusion passes assert that the weight is a frozen constant
-    (torch 2.13) and fail on a module compiled without freezing.
+    (torch 2.13) and fail on a module compiled without freezing. The input
+    activation is recomputed in backward rather than kept.
     """
+    if input_activation == 'gelu':
+        x = F.gelu(x)
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [],
                                               'none')
 
 
 @onednn_linear.register_fake
-def _(x: Tensor, weight: Tensor, bias: Optional[Tensor],
+def _(x: Tensor, weight: Tensor, bias: Optional[Tensor], input_activation: str,
       activation: str) -> Tensor:
     return x.new_empty(x.shape[0], weight.shape[0])
 
 
 def _setup_context(ctx, inputs: tuple, output: Tensor) -> None:
-    x, weight, bias, activation = inputs
+    x, weight, bias, input_activation, activation = inputs
     ctx.save_for_backward(x, weight)
-    ctx.has_bias, ctx.activation = bias is not None, activation
+    ctx.has_bias = bias is not None
+    ctx.input_activation, ctx.activation = input_activation, activation
 
 
 def _backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
@@ -64,16 +68,19 @@ def _backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
         raise RuntimeError('a oneDNN linear layer with a fused activation is '
                            'for inference only')
     x, weight = ctx.saved_tensors
+    gelu_in = ctx.input_activation == 'gelu'
     grad_x = grad_weight = grad_bias = None
     if ctx.needs_input_grad[0]:  # grad @ weight, weight's transpose a view
         grad_x = _inner_product(grad, weight.t())
+        if gelu_in:
+            grad_x = torch.ops.aten.gelu_backward(grad_x, x)
     if ctx.needs_input_grad[1]:  # grad^T @ x by PyTorch's BLAS: oneDNN is
         # faster here but holds buffers for the transposed activations
         # (GTPT-S, batch 16: +9 % peak memory, docs/history.md)
-        grad_weight = grad.t().mm(x)
+        grad_weight = grad.t().mm(F.gelu(x) if gelu_in else x)
     if ctx.has_bias and ctx.needs_input_grad[2]:
         grad_bias = grad.sum(0)
-    return grad_x, grad_weight, grad_bias, None
+    return grad_x, grad_weight, grad_bias, None, None
 
 
 def _inner_product(a: Tensor, b: Tensor) -> Tensor:
@@ -85,33 +92,41 @@ onednn_linear.register_autograd(_backward, setup_context=_setup_context)
 
 
 class OneDNNLinear(nn.Linear):
-    """``nn.Linear`` (optionally followed by exact GELU, for inference) run
-    by oneDNN on float32 CPU tensors; anything else (autocast, other dtypes,
-    GPUs) takes PyTorch's own path. It shares the parameters of the layer it
-    replaces, under the same names.
+    """``nn.Linear``, optionally with exact GELU before it (recomputed in
+    backward instead of kept: an FFN's widest activation) or after it (for
+    inference), run by oneDNN on float32 CPU tensors; anything else
+    (autocast, other dtypes, GPUs) takes PyTorch's own path. It shares the
+    parameters of the layer it replaces, under the same names.
 
     Args:
         linear (nn.Linear): The layer to take the parameters of.
-        activation (str): One of :data:`ACTIVATIONS`.
+        activation (str): One of :data:`ACTIVATIONS`, after the layer.
+        input_activation (str): One of :data:`ACTIVATIONS`, before it.
 
     Shapes: (..., in_features) -> (..., out_features).
     """
 
-    def __init__(self, linear: nn.Linear, activation: str = 'none') -> None:
-        if activation not in ACTIVATIONS:
-            raise ValueError(f'activation must be one of {ACTIVATIONS}, got '
-                             f'{activation!r}')
+    def __init__(self,
+                 linear: nn.Linear,
+                 activation: str = 'none',
+                 input_activation: str = 'none') -> None:
+        for value in (activation, input_activation):
+            if value not in ACTIVATIONS:
+                raise ValueError(f'activations must be in {ACTIVATIONS}, got '
+                                 f'{value!r}')
         super().__init__(
             linear.in_features,
             linear.out_features,
             linear.bias is not None,
             device='meta')
         self.weight, self.bias = linear.weight, linear.bias
-        self.activation = activation
+        self.activation, self.input_activation = activation, input_activation
 
     def forward(self, x: Tensor) -> Tensor:
         if not (x.is_cpu and x.dtype == torch.float32 and self.weight.dtype
                 == torch.float32 and not torch.is_autocast_enabled('cpu')):
+            if self.input_activation == 'gelu':
+                x = F.gelu(x)
             y = F.linear(x, self.weight, self.bias)
             return F.gelu(y) if self.activation == 'gelu' else y
         if torch.is_grad_enabled() or torch.compiler.is_compiling():
@@ -119,9 +134,11 @@ class OneDNNLinear(nn.Linear):
             # autograd lets in-place layers (ReLU) follow
             y = onednn_linear(
                 x.reshape(-1, self.in_features), self.weight, self.bias,
-                self.activation)
+                self.input_activation, self.activation)
             return y.view(*x.shape[:-1], self.out_features)
         # inference: the operator itself, without the custom op's dispatch
+        if self.input_activation == 'gelu':
+            x = F.gelu(x)
         return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias,
                                                   self.activation, [], 'none')
 
@@ -142,9 +159,6 @@ class OneDNNPatchEmbed(OneDNNLinear):
 
 def _torch_linear(layer: OneDNNLinear) -> nn.Linear:
     """The plain layer with the parameters of ``layer``."""
-    if layer.activation != 'none':
-        raise ValueError('a oneDNN linear layer with a fused activation has '
-                         'no single plain form')
     if isinstance(layer, OneDNNPatchEmbed):
         ph, pw = layer.patch_size
         plain = PatchEmbed(layer.in_features // (ph * pw), layer.out_features,
@@ -159,11 +173,29 @@ def _torch_linear(layer: OneDNNLinear) -> nn.Linear:
     return plain
 
 
+def _place_ffn_gelu(ffn: FeedForward, where: str) -> None:
+    """Put an FFN's GELU in ``where``: ``'act'`` (plain layers around
+    ``nn.GELU``), ``'fc1'`` (after the first layer's inner product, for
+    inference) or ``'fc2'`` (before the second, recomputed in backward)."""
+    fc1, fc2 = ffn.fc1, ffn.fc2
+    if where == 'act':
+        ffn.fc1, ffn.act = _torch_linear(fc1), nn.GELU()
+        ffn.fc2 = _torch_linear(fc2)
+    else:
+        ffn.act = nn.Identity()
+        ffn.fc1 = OneDNNLinear(fc1, 'gelu' if where == 'fc1' else 'none')
+        ffn.fc2 = OneDNNLinear(fc2, 'none',
+                               'gelu' if where == 'fc2' else 'none')
+
+
 def use_torch_linears(module: nn.Module) -> int:
-    """Undo :func:`use_onednn_linears` (without fused activations), in place,
-    e.g. before an export that must not see oneDNN's operator. Returns how
-    many layers changed."""
+    """Undo :func:`use_onednn_linears`, in place, e.g. before an export that
+    must not see oneDNN's operator. Returns how many layers changed."""
     changed = 0
+    for ffn in [m for m in module.modules() if isinstance(m, FeedForward)]:
+        if isinstance(ffn.fc1, OneDNNLinear):
+            _place_ffn_gelu(ffn, 'act')
+            changed += 2
     for parent in list(module.modules()):
         for name, child in parent.named_children():
             if isinstance(child, OneDNNLinear):
@@ -173,15 +205,14 @@ def use_torch_linears(module: nn.Module) -> int:
 
 
 def use_onednn_linears(module: nn.Module, fuse_gelu: bool = False) -> int:
-    """Run every linear layer under ``module`` through oneDNN, in place; with
-    ``fuse_gelu`` (inference only) an FFN's first layer takes its GELU
-    along. Returns how many layers changed."""
+    """Run every linear layer under ``module`` through oneDNN, in place. An
+    FFN's GELU goes into its second layer's call (training: not kept for
+    backward) or, with ``fuse_gelu`` (inference only), into its first's.
+    Returns how many layers changed."""
     changed = 0
-    if fuse_gelu:
-        for ffn in [m for m in module.modules() if isinstance(m, FeedForward)]:
-            if isinstance(ffn.act, nn.GELU) and ffn.act.approximate == 'none':
-                ffn.fc1, ffn.act = OneDNNLinear(ffn.fc1, 'gelu'), nn.Identity()
-                changed += 1
+    for ffn in [m for m in module.modules() if isinstance(m, FeedForward)]:
+        _place_ffn_gelu(ffn, 'fc1' if fuse_gelu else 'fc2')
+        changed += 2
     for parent in list(module.modules()):
         for name, child in parent.named_children():
             if isinstance(child, OneDNNLinear):
