@@ -152,16 +152,15 @@ def prepare_for_inference(pose_model: nn.Module,
     """Rewrite a GTPT pose model for inference, in place, once.
 
     Folds every BatchNorm of the backbone into the layer before it, and lays
-    the tokenizer out for the runtime: for eager PyTorch (and
-    ``torch.compile``) linear layers through oneDNN with the FFN's GELU in
-    the same call, channels-last stem
-    weights and chunks of ``chunk`` images (the stem, the patch embedding's
-    BatchNorm and linear layer then run as one module in ``backbone.stem``);
-    for an exported graph plain NCHW in one call, as its runtime picks its
-    own layout, and attention in SDPA's form, which exports as the fused
-    ONNX ``Attention`` op. The rewritten
-    model gives the same outputs (to float rounding) and can no longer be
-    trained or load checkpoints.
+    the model out for the runtime. For eager PyTorch (and ``torch.compile``):
+    linear layers through oneDNN with the FFN's GELU in the same call,
+    channels-last stem weights and chunks of ``chunk`` images (the stem, the
+    patch embedding's BatchNorm and linear layer then run as one module in
+    ``backbone.stem``). For an exported graph: plain NCHW in one call, as its
+    runtime picks its own layout, plain linear layers, and attention in
+    SDPA's form, which exports as the fused ONNX ``Attention`` op. The
+    rewritten model gives the same outputs (to float rounding) and can no
+    longer be trained or load checkpoints.
 
     Args:
         pose_model (nn.Module): A ``TopdownPoseEstimator`` with a ``GTPT``

@@ -3,7 +3,7 @@
 PyTorch runs a float32 ``nn.Linear`` on a CPU through the BLAS it was built
 with (MKL on x86). oneDNN, which PyTorch also ships, picks its kernels for the
 CPU it runs on: on this project's AMD EPYC (AVX-512) its inner product
-reaches 210-245 GMAC/s on 2 threads at GTPT's shapes, MKL about 100
+reaches 165-210 GMAC/s on 2 threads at GTPT's shapes, MKL about 100
 (docs/history.md). Same float32 product, another summation order. The
 forward and the input gradient run in oneDNN, the weight gradient in the
 BLAS.

@@ -17,8 +17,8 @@ from torch import Tensor
 #: ``'matmul'``, softmax(q k^T) v written out, which also gives the pruning
 #: logits; ``'auto'``, written out when the logits are small (at most
 #: :data:`WRITTEN_OUT_MAX_LOGITS` elements, e.g. GTPT-S at batch 1) and SDPA
-#: otherwise. On CPUs SDPA is faster at every training shape, the written-out
-#: form at batch-1 group layers (docs/history.md); ``'matmul'`` is also the
+#: otherwise. On CPUs SDPA is faster at nearly every training shape, the
+#: written-out form at batch 1 (docs/history.md); ``'matmul'`` is also the
 #: switch to try on a GPU whose SDPA kernels are slow at head width 16 or 24.
 ATTENTION_IMPLS = ('auto', 'sdpa', 'matmul')
 
