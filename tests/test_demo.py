@@ -227,7 +227,9 @@ def test_memory_stays_flat_over_300_images(converted, tmp_path):
     assert proc.wait(timeout=900) == 0, proc.stderr.read()[-2000:]
     assert len(os.listdir(out / 'vis')) == 300
     warm = max(rss for done, rss in samples if 30 <= done < 40)
-    end = max(rss for done, rss in samples if done >= 270)
-    print(f'RSS after 30 images {warm / 2**20:.0f} MiB, after 270-300 '
+    # Up to the 300th picture: after its last output the exiting process's
+    # RSS reads up to 120 MiB high for ~25 ms (kernel 6.18, during exit_group).
+    end = max(rss for done, rss in samples if 270 <= done < 300)
+    print(f'RSS after 30 images {warm / 2**20:.0f} MiB, after 270-299 '
           f'{end / 2**20:.0f} MiB ({(end - warm) / warm:+.1%})')
     assert end < 1.1 * warm
