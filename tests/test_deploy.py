@@ -9,9 +9,13 @@ from conftest import config_file
 
 from gtpt_mmpose.deploy import BatchChunks, ImageToSimCC, prepare_for_inference
 from gtpt_mmpose.deploy.fuse import ConvPatchEmbed
+from gtpt_mmpose.deploy.onnx_attention import (HeadsInChannelsAttention,
+                                               HeadsInChannelsGroupAttention,
+                                               heads_in_channels)
 from gtpt_mmpose.models.backbones.onednn_linear import (
     OneDNNLinear, onednn_linear_available, use_onednn_linears)
-from gtpt_mmpose.models.backbones.transformer import Block
+from gtpt_mmpose.models.backbones.transformer import (Attention, Block,
+                                                      GroupAttention)
 
 needs_onednn = pytest.mark.skipif(
     not onednn_linear_available(), reason='this PyTorch has no oneDNN')
@@ -138,3 +142,36 @@ def test_onednn_linears_compute_the_same_layer_in_every_mode():
 def test_onednn_linears_are_refused_for_an_exported_graph():
     with pytest.raises(ValueError, match='for eager PyTorch'):
         prepare_for_inference(build('gtpt-t_coco'), 'export', onednn=True)
+
+
+@pytest.mark.parametrize('shared_slots', [(2, 3, 4, 5), (0, 5, 6, 11)])
+def test_heads_in_channels_attention_gives_the_same_outputs_and_logits(
+        shared_slots):
+    """The export's 3-D attention (heads kept in the channels) is the same
+    product as the model's, for plain and group attention, the pruning logits
+    included; the modules are as they were afterwards."""
+    torch.manual_seed(0)
+    plain = Attention(48, 4).eval()
+    group = GroupAttention(48, 4, 4, shared_slots).eval()  # 3 groups, 4 slots
+    x, xg = torch.randn(2, 9, 48), torch.randn(2, 3, 10, 48)
+    with torch.no_grad():
+        expected = [plain(x, 3), group(xg, 2), plain(x), group(xg)]
+        with heads_in_channels(nn.Sequential(plain, group)):
+            assert type(plain) is HeadsInChannelsAttention
+            assert type(group) is HeadsInChannelsGroupAttention
+            got = [plain(x, 3), group(xg, 2), plain(x), group(xg)]
+    assert type(plain) is Attention and type(group) is GroupAttention
+    for (out, logits), (ref_out, ref_logits) in zip(got, expected):
+        torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
+        if ref_logits is None:
+            assert logits is None
+        else:  # (B, heads, 3, 6) and (B, G, heads, 2, 6)
+            torch.testing.assert_close(logits, ref_logits)
+
+
+def test_heads_in_channels_restores_the_modules_after_an_error():
+    model = Block(48, 4, 3)
+    with pytest.raises(RuntimeError, match='inside'):
+        with heads_in_channels(model):
+            raise RuntimeError('inside')
+    assert type(model.attn) is Attention

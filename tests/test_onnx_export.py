@@ -45,12 +45,24 @@ def test_export_reports_its_checks_on_a_real_image(exported):
 
 
 def test_exported_graph_uses_the_fused_attention_op(exported):
-    """Opset 23's standard Attention op, one per layer, and what decoding
+    """Opset 23's standard Attention op, one per layer, in its 3-D form (heads
+    in the channels: no Transpose before or after it), and what decoding
     needs in the metadata."""
     import onnx
     model = onnx.load(exported[0])
     ops = [n.op_type for n in model.graph.node]
     assert ops.count('Attention') == 12 and 'Softmax' in ops  # scores only
+    producer = {out: n.op_type for n in model.graph.node for out in n.output}
+    readers = {}
+    for n in model.graph.node:
+        for name in n.input:
+            readers.setdefault(name, []).append(n.op_type)
+    for node in (n for n in model.graph.node if n.op_type == 'Attention'):
+        heads = {a.name: a.i for a in node.attribute}
+        assert heads['q_num_heads'] == heads['kv_num_heads'] == 8
+        assert 'Transpose' not in [producer[i] for i in node.input[:3]]
+        assert 'Transpose' not in readers[node.output[0]]
+    assert ops.count('Transpose') <= 14  # 36 with 4-D attention
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta['input_size'] == '192 256' and meta['num_keypoints'] == '133'
     assert float(meta['score_scale']) == pytest.approx(4 * (2 * np.pi)**0.5)

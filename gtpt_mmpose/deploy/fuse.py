@@ -158,7 +158,8 @@ def prepare_for_inference(pose_model: nn.Module,
     patch embedding's BatchNorm and linear layer then run as one module in
     ``backbone.stem``). For an exported graph: plain NCHW in one call, as its
     runtime picks its own layout, plain linear layers, and attention in
-    SDPA's form, which exports as the fused ONNX ``Attention`` op. The
+    SDPA's form (``write_onnx`` writes it as the fused ONNX ``Attention``
+    op, ``onnx_attention.py``; the TorchScript exporter writes it out). The
     rewritten model gives the same outputs (to float rounding) and can no
     longer be trained or load checkpoints.
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .onnx_attention import ONNX_TRANSLATION, heads_in_channels
 from .runtimes import available_runtimes, open_session
 
 #: The opset of the standard ``Attention`` op: ONNX Runtime (1.23 and
@@ -29,19 +30,22 @@ def write_onnx(model: nn.Module,
     input ``input``, outputs ``simcc_x`` and ``simcc_y``.
 
     Opsets from 23 go through the dynamo exporter, which writes attention as
-    the standard ``Attention`` op; older ones through the TorchScript
-    exporter. ``metadata`` goes into the file's metadata properties.
+    the standard ``Attention`` op in its 3-D form (``onnx_attention.py``);
+    older ones through the TorchScript exporter, which writes it out.
+    ``metadata`` goes into the file's metadata properties.
     """
     names = dict(input_names=['input'], output_names=['simcc_x', 'simcc_y'])
     with warnings.catch_warnings(), _quiet_exporter():
         warnings.simplefilter('ignore')  # static shapes are intended
         if opset >= FUSED_ATTENTION_OPSET:
-            program = torch.onnx.export(
-                model, (example, ),
-                dynamo=True,
-                opset_version=opset,
-                verbose=False,
-                **names)
+            with heads_in_channels(model):
+                program = torch.onnx.export(
+                    model, (example, ),
+                    dynamo=True,
+                    opset_version=opset,
+                    custom_translation_table=ONNX_TRANSLATION,
+                    verbose=False,
+                    **names)
             program.save(path)
         else:
             torch.onnx.export(

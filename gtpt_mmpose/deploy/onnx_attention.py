@@ -1,0 +1,126 @@
+"""GTPT's attention as the 3-D form of the ONNX ``Attention`` op (opset 23).
+
+SDPA's form exports as the 4-D op, (B, heads, N, C / heads), with a
+Transpose of the qkv projection before it and one of the output after it:
+two per layer, 24 of the 36 Transposes in GTPT-S's graph. The 3-D op takes
+q, k and v as (B, N, C), heads in the channels, and its runtime splits the
+heads inside the kernel. While :func:`heads_in_channels` is active, every
+``Attention`` of a model computes this way, through the operator
+``gtpt_mmpose::attention_heads_in_channels``, which :data:`ONNX_TRANSLATION`
+writes as that op. Same product, same outputs; only the export uses it.
+"""
+import contextlib
+from typing import Iterator, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..models.backbones.transformer import Attention, GroupAttention
+
+
+@torch.library.custom_op(
+    'gtpt_mmpose::attention_heads_in_channels', mutates_args=())
+def attention_heads_in_channels(q: Tensor, k: Tensor, v: Tensor,
+                                num_heads: int, scale: float) -> Tensor:
+    """softmax(q k^T * scale) v per head; q (B, Nq, C), k and v (B, Nk, C),
+    head h in channels [h C / heads, (h + 1) C / heads) -> (B, Nq, C)."""
+    b, n, c = q.shape
+    q, k, v = (
+        t.unflatten(-1, (num_heads, -1)).transpose(1, 2) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    return out.transpose(1, 2).reshape(b, n, c)
+
+
+@attention_heads_in_channels.register_fake
+def _(q: Tensor, k: Tensor, v: Tensor, num_heads: int, scale: float) -> Tensor:
+    return torch.empty_like(q)
+
+
+def _onnx_attention(q, k, v, num_heads: int, scale: float):
+    """The ONNX translation: one 3-D ``Attention`` node."""
+    from onnxscript.onnx_opset import opset23 as op
+    out, _, _, _ = op.Attention(
+        q, k, v, q_num_heads=num_heads, kv_num_heads=num_heads, scale=scale)
+    return out
+
+
+#: ``custom_translation_table`` for ``torch.onnx.export(..., dynamo=True)``.
+ONNX_TRANSLATION = {
+    torch.ops.gtpt_mmpose.attention_heads_in_channels.default: _onnx_attention
+}
+
+
+def _head_logits(q: Tensor, k: Tensor, scale: float, num_heads: int) -> Tensor:
+    """(..., Nq, C) queries, (..., Nk, C) keys -> per-head scaled logits
+    (..., heads, Nq, Nk)."""
+    q = q.unflatten(-1, (num_heads, -1)).transpose(-3, -2)
+    k = k.unflatten(-1, (num_heads, -1)).movedim(-3, -1)
+    return (q @ k) * scale  # (..., heads, Nq, d) @ (..., heads, d, Nk)
+
+
+class HeadsInChannelsAttention(Attention):
+    """:class:`Attention` with q, k and v kept as (B, N, C)."""
+
+    def forward(self,
+                x: Tensor,
+                score_rows: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, N, C) each
+        out = attention_heads_in_channels(q, k, v, self.num_heads, self.scale)
+        logits = _head_logits(q[:, :score_rows], k[:, score_rows:], self.scale,
+                              self.num_heads) if score_rows else None
+        return self.proj(out), logits
+
+
+class HeadsInChannelsGroupAttention(GroupAttention):
+    """:class:`GroupAttention` with q, k and v kept as (B, G, L, C)."""
+
+    def forward(self,
+                x: Tensor,
+                score_rows: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
+        b, g, n, c = x.shape
+        s = self.num_slots
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, G, L, C) each
+        out = attention_heads_in_channels(
+            q.flatten(0, 1),
+            self._keys(k).flatten(0, 1),
+            self._keys(v).flatten(0, 1), self.num_heads, self.scale)
+        logits = _head_logits(q[:, :, :score_rows], k[:, :, s:], self.scale,
+                              self.num_heads) if score_rows else None
+        return self.proj(out.view(b, g, n, c)), logits
+
+    def _keys(self, t: Tensor) -> Tensor:
+        """(B, G, L, C) -> (B, G, P + L - S, C): the P shared slots of all
+        groups, then the group's own tokens."""
+        b, g, _, c = t.shape
+        s = self.num_slots
+        slots = t[:, :, :s].reshape(b, g * s, c)
+        if self.shared_range is not None:
+            slots = slots[:, self.shared_range[0]:self.shared_range[1]]
+        else:
+            slots = slots.index_select(1, self.shared_index)
+        slots = slots[:, None].expand(b, g, slots.shape[1], c)
+        return torch.cat((slots, t[:, :, s:]), dim=2)
+
+
+_HEADS_IN_CHANNELS = {
+    Attention: HeadsInChannelsAttention,
+    GroupAttention: HeadsInChannelsGroupAttention
+}
+
+
+@contextlib.contextmanager
+def heads_in_channels(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, every ``Attention`` and ``GroupAttention`` of
+    ``model`` keeps its heads in the channels (same parameters and outputs);
+    on exit they are as they were."""
+    swapped = [(m, type(m)) for m in model.modules()
+               if type(m) in _HEADS_IN_CHANNELS]
+    try:
+        for module, cls in swapped:  # a subclass that only adds methods
+            module.__class__ = _HEADS_IN_CHANNELS[cls]
+        yield model
+    finally:
+        for module, cls in swapped:
+            module.__class__ = cls
