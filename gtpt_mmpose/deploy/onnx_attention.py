@@ -84,24 +84,12 @@ class HeadsInChannelsGroupAttention(GroupAttention):
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, G, L, C) each
         out = attention_heads_in_channels(
             q.flatten(0, 1),
-            self._keys(k).flatten(0, 1),
-            self._keys(v).flatten(0, 1), self.num_heads, self.scale)
+            self._with_shared_slots(k).flatten(0, 1),
+            self._with_shared_slots(v).flatten(0, 1), self.num_heads,
+            self.scale)
         logits = _head_logits(q[:, :, :score_rows], k[:, :, s:], self.scale,
                               self.num_heads) if score_rows else None
         return self.proj(out.view(b, g, n, c)), logits
-
-    def _keys(self, t: Tensor) -> Tensor:
-        """(B, G, L, C) -> (B, G, P + L - S, C): the P shared slots of all
-        groups, then the group's own tokens."""
-        b, g, _, c = t.shape
-        s = self.num_slots
-        slots = t[:, :, :s].reshape(b, g * s, c)
-        if self.shared_range is not None:
-            slots = slots[:, self.shared_range[0]:self.shared_range[1]]
-        else:
-            slots = slots.index_select(1, self.shared_index)
-        slots = slots[:, None].expand(b, g, slots.shape[1], c)
-        return torch.cat((slots, t[:, :, s:]), dim=2)
 
 
 _HEADS_IN_CHANNELS = {

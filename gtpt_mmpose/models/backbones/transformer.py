@@ -190,17 +190,17 @@ class GroupAttention(Attention):
         return self.merge_heads(out), logits.transpose(1, 2)
 
     def _with_shared_slots(self, t: Tensor) -> Tensor:
-        """(B, h, G, L, d) -> (B, h, G, P + L - S, d): the P shared slots of
+        """(..., G, L, d) -> (..., G, P + L - S, d): the P shared slots of
         all groups, then the group's own tokens."""
-        b, h, g, _, d = t.shape
+        *lead, g, _, d = t.shape
         s = self.num_slots
-        slots = t[..., :s, :].reshape(b, h, g * s, d)
+        slots = t[..., :s, :].flatten(-3, -2)  # (..., G * S, d)
         if self.shared_range is not None:
-            slots = slots[:, :, self.shared_range[0]:self.shared_range[1]]
+            slots = slots[..., self.shared_range[0]:self.shared_range[1], :]
         else:
-            slots = slots.index_select(2, self.shared_index)
-        slots = slots[:, :, None].expand(b, h, g, slots.shape[2], d)
-        return torch.cat((slots, t[..., s:, :]), dim=3)
+            slots = slots.index_select(-2, self.shared_index)
+        slots = slots.unsqueeze(-3).expand(*lead, g, slots.shape[-2], d)
+        return torch.cat((slots, t[..., s:, :]), dim=-2)
 
 
 class Block(nn.Module):
