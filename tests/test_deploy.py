@@ -8,7 +8,7 @@ import torch.nn as nn
 from conftest import config_file
 
 from gtpt_mmpose.deploy import BatchChunks, ImageToSimCC, prepare_for_inference
-from gtpt_mmpose.deploy.fuse import ConvPatchEmbed
+from gtpt_mmpose.deploy.fuse import ConvPatchEmbed, UnshuffledUnit
 from gtpt_mmpose.deploy.onnx_attention import (HeadsInChannelsAttention,
                                                HeadsInChannelsGroupAttention,
                                                heads_in_channels)
@@ -47,6 +47,9 @@ def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
         got = ImageToSimCC(prepared)(x)
     assert not any(
         isinstance(m, nn.BatchNorm2d) for m in prepared.backbone.modules())
+    assert sum(  # the stem's last unit, its shuffle in the patch embedding
+        isinstance(m, UnshuffledUnit)
+        for m in prepared.backbone.modules()) == 1
     stem = prepared.backbone.stem
     conv = next(m for m in stem.modules() if isinstance(m, nn.Conv2d))
     linears = [m for m in prepared.modules() if isinstance(m, nn.Linear)]

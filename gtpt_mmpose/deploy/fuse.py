@@ -2,7 +2,8 @@
 
 The model classes compute GTPT and nothing else; what only makes inference
 faster lives here: BatchNorms folded into the layer before them, the stem's
-memory layout, and the tokenizer run in chunks of a large batch.
+last channel shuffle dropped, its memory layout, and the tokenizer run in
+chunks of a large batch.
 """
 from typing import Optional
 
@@ -14,6 +15,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..models.backbones.onednn_linear import (onednn_linear_available,
                                               use_onednn_linears,
                                               use_torch_linears)
+from ..models.backbones.shufflenet_stem import InvertedResidual, ShuffleStem
 from ..models.backbones.transformer import Attention
 
 #: Images per tokenizer call at inference in eager PyTorch: a whole large
@@ -65,6 +67,52 @@ class ConvPatchEmbed(nn.Module):
 
     def forward(self, f: Tensor) -> Tensor:
         return self.conv(f).flatten(2).transpose(1, 2)
+
+
+class UnshuffledUnit(nn.Module):
+    """A ShuffleNetV2 unit whose output channels stay in concatenation order
+    (both halves one after the other), without the final channel shuffle.
+
+    Only for the stem's last unit: the patch embedding takes its channels
+    in any order once its columns are permuted (:func:`drop_final_shuffle`).
+
+    Args:
+        unit (InvertedResidual): The unit to run.
+    """
+
+    def __init__(self, unit: InvertedResidual) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def forward(self, x: Tensor) -> Tensor:
+        unit = self.unit
+        if unit.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            return torch.cat((x1, unit.branch2(x2)), dim=1)
+        return torch.cat((unit.branch1(x), unit.branch2(x)), dim=1)
+
+
+def drop_final_shuffle(backbone: nn.Module) -> None:
+    """Run the stem's last unit without its channel shuffle and permute the
+    patch embedding's columns to match: the same tokens, one copy fewer, and
+    no shuffled layout for the runtimes to reorder before the patch gather.
+
+    The shuffle puts channel ``j`` of half ``g`` at ``2j + g``; unshuffled it
+    is at ``g C + j``. Needs ``patch_norm`` folded first.
+    """
+    stem = backbone.stem
+    units = stem.layer if isinstance(stem, ShuffleStem) else stem.up_layer2
+    if not isinstance(units[-1], InvertedResidual):
+        raise TypeError(f'the stem {type(stem).__name__} does not end with a '
+                        'ShuffleNetV2 unit')
+    units[-1] = UnshuffledUnit(units[-1])
+    linear = backbone.patch_embed
+    ch = stem.out_channels
+    half = torch.arange(ch, device=linear.weight.device)
+    shuffled = 2 * (half % (ch // 2)) + half // (ch // 2)
+    with torch.no_grad():  # columns (patch cell, channel), channel fastest
+        weight = linear.weight.view(linear.out_features, -1, ch)
+        weight.copy_(weight[:, :, shuffled].clone())
 
 
 def fold_conv_batchnorms(module: nn.Module) -> int:
@@ -151,7 +199,8 @@ def prepare_for_inference(pose_model: nn.Module,
                           onednn: Optional[bool] = None) -> nn.Module:
     """Rewrite a GTPT pose model for inference, in place, once.
 
-    Folds every BatchNorm of the backbone into the layer before it, and lays
+    Folds every BatchNorm of the backbone into the layer before it, drops
+    the stem's last channel shuffle (:func:`drop_final_shuffle`), and lays
     the model out for the runtime. For eager PyTorch (and ``torch.compile``):
     linear layers through oneDNN with the FFN's GELU in the same call,
     channels-last stem weights and chunks of ``chunk`` images (the stem, the
@@ -191,6 +240,7 @@ def prepare_for_inference(pose_model: nn.Module,
         raise ValueError('the model is already prepared for inference')
     fold_conv_batchnorms(backbone.stem)
     fold_patch_norm(backbone)
+    drop_final_shuffle(backbone)
     if patch_conv:
         backbone.patch_embed = ConvPatchEmbed(backbone.patch_embed)
     if onednn is None:
