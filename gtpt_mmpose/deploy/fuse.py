@@ -15,7 +15,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from ..models.backbones.onednn_linear import (onednn_linear_available,
                                               use_onednn_linears,
                                               use_torch_linears)
-from ..models.backbones.shufflenet_stem import InvertedResidual, ShuffleStem
+from ..models.backbones.shufflenet_stem import (InvertedResidual, ShuffleStem,
+                                                UShapedShuffleStem)
 from ..models.backbones.transformer import Attention
 
 #: Images per tokenizer call at inference in eager PyTorch: a whole large
@@ -101,10 +102,12 @@ def drop_final_shuffle(backbone: nn.Module) -> None:
     is at ``g C + j``. Needs ``patch_norm`` folded first.
     """
     stem = backbone.stem
-    units = stem.layer if isinstance(stem, ShuffleStem) else stem.up_layer2
-    if not isinstance(units[-1], InvertedResidual):
-        raise TypeError(f'the stem {type(stem).__name__} does not end with a '
-                        'ShuffleNetV2 unit')
+    if isinstance(stem, ShuffleStem):
+        units = stem.layer
+    elif isinstance(stem, UShapedShuffleStem):
+        units = stem.up_layer2
+    else:
+        raise TypeError(f'no final shuffle known in a {type(stem).__name__}')
     units[-1] = UnshuffledUnit(units[-1])
     linear = backbone.patch_embed
     ch = stem.out_channels
@@ -112,7 +115,7 @@ def drop_final_shuffle(backbone: nn.Module) -> None:
     shuffled = 2 * (half % (ch // 2)) + half // (ch // 2)
     with torch.no_grad():  # columns (patch cell, channel), channel fastest
         weight = linear.weight.view(linear.out_features, -1, ch)
-        weight.copy_(weight[:, :, shuffled].clone())
+        weight.copy_(weight[:, :, shuffled])  # indexing copies
 
 
 def fold_conv_batchnorms(module: nn.Module) -> int:
