@@ -33,6 +33,8 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from gtpt_mmpose.models.backbones.transformer import ATTENTION_IMPLS
+
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import op_profile  # noqa: E402
 from benchmark import offline_bn, rtmpose_config  # noqa: E402
@@ -65,7 +67,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--attention',
         nargs='+',
         default=['auto'],
-        choices=['auto', 'sdpa', 'matmul'],
+        choices=ATTENTION_IMPLS,
         help="GTPT's attention kernels to time (each its own model)")
     p.add_argument('--no-memory', action='store_true')
     p.add_argument(

@@ -8,7 +8,7 @@ reaches 165-210 GMAC/s on 2 threads at GTPT's shapes, MKL about 100
 forward and the input gradient run in oneDNN, the weight gradient in the
 BLAS.
 """
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -196,12 +196,9 @@ def use_torch_linears(module: nn.Module) -> int:
         if isinstance(ffn.fc1, OneDNNLinear):
             _place_ffn_gelu(ffn, 'act')
             changed += 2
-    for parent in list(module.modules()):
-        for name, child in parent.named_children():
-            if isinstance(child, OneDNNLinear):
-                setattr(parent, name, _torch_linear(child))
-                changed += 1
-    return changed
+    return changed + _swap_children(
+        module, lambda child: _torch_linear(child)
+        if isinstance(child, OneDNNLinear) else None)
 
 
 def use_onednn_linears(module: nn.Module, fuse_gelu: bool = False) -> int:
@@ -213,15 +210,24 @@ def use_onednn_linears(module: nn.Module, fuse_gelu: bool = False) -> int:
     for ffn in [m for m in module.modules() if isinstance(m, FeedForward)]:
         _place_ffn_gelu(ffn, 'fc1' if fuse_gelu else 'fc2')
         changed += 2
+
+    def onednn(child: nn.Module) -> Optional[nn.Module]:
+        if isinstance(child, PatchEmbed):
+            return OneDNNPatchEmbed(child)
+        return OneDNNLinear(child) if type(child) is nn.Linear else None
+
+    return changed + _swap_children(module, onednn)
+
+
+def _swap_children(module: nn.Module,
+                   swap: Callable[[nn.Module], Optional[nn.Module]]) -> int:
+    """Replace every submodule for which ``swap`` returns a module; returns
+    how many were replaced."""
+    changed = 0
     for parent in list(module.modules()):
-        for name, child in parent.named_children():
-            if isinstance(child, OneDNNLinear):
-                continue
-            if isinstance(child, PatchEmbed):
-                setattr(parent, name, OneDNNPatchEmbed(child))
-            elif type(child) is nn.Linear:
-                setattr(parent, name, OneDNNLinear(child))
-            else:
-                continue
-            changed += 1
+        for name, child in list(parent.named_children()):
+            new = swap(child)
+            if new is not None:
+                setattr(parent, name, new)
+                changed += 1
     return changed
