@@ -5,8 +5,8 @@ with (MKL on x86). oneDNN, which PyTorch also ships, picks its kernels for the
 CPU it runs on: on this project's AMD EPYC (AVX-512) its inner product
 reaches 165-210 GMAC/s on 2 threads at GTPT's shapes, MKL about 100
 (docs/history.md). Same float32 product, another summation order. The
-forward and the input gradient run in oneDNN, the weight gradient in the
-BLAS.
+forward and the input gradient run in oneDNN's inner product, the weight
+gradient in its 1x1 convolution backward.
 """
 from typing import Callable, Optional, Tuple
 
@@ -74,13 +74,30 @@ def _backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
         grad_x = _inner_product(grad, weight.t())
         if gelu_in:
             grad_x = torch.ops.aten.gelu_backward(grad_x, x)
-    if ctx.needs_input_grad[1]:  # grad^T @ x by PyTorch's BLAS: oneDNN is
-        # faster here but holds buffers for the transposed activations
-        # (GTPT-S, batch 16: +9 % peak memory, docs/history.md)
-        grad_weight = grad.t().mm(F.gelu(x) if gelu_in else x)
+    if ctx.needs_input_grad[1]:
+        grad_weight = _weight_grad(grad, F.gelu(x) if gelu_in else x)
     if ctx.has_bias and ctx.needs_input_grad[2]:
         grad_bias = grad.sum(0)
     return grad_x, grad_weight, grad_bias, None, None
+
+
+def _weight_grad(grad: Tensor, x: Tensor) -> Tensor:
+    """grad^T @ x by oneDNN: (N, out) and (N, in) -> (out, in).
+
+    The weight gradient of a 1x1 convolution over an (out or in) x N x 1
+    channels-last image, whose memory is exactly ``grad`` and ``x``: no
+    transposed copies, whose buffers raised the peak memory when oneDNN's
+    inner product computed this (docs/history.md).
+    """
+    out_features, in_features = grad.shape[1], x.shape[1]
+    # a channels-last weight keeps oneDNN on the channels-last views; with a
+    # contiguous one it copies both to NCHW
+    weight = x.new_empty(out_features, in_features, 1, 1).to(
+        memory_format=torch.channels_last)
+    return torch.ops.aten.convolution_backward(
+        grad.t()[None, :, :, None], x.t()[None, :, :, None], weight, None,
+        (1, 1), (0, 0), (1, 1), False, (0, 0), 1,
+        (False, True, False))[1].view(out_features, in_features)
 
 
 def _inner_product(a: Tensor, b: Tensor) -> Tensor:
