@@ -84,20 +84,23 @@ def _backward(ctx, grad: Tensor) -> Tuple[Optional[Tensor], ...]:
 def _weight_grad(grad: Tensor, x: Tensor) -> Tensor:
     """grad^T @ x by oneDNN: (N, out) and (N, in) -> (out, in).
 
-    The weight gradient of a 1x1 convolution over an (out or in) x N x 1
-    channels-last image, whose memory is exactly ``grad`` and ``x``: no
-    transposed copies, whose buffers raised the peak memory when oneDNN's
-    inner product computed this (docs/history.md).
+    It is the weight gradient of a 1x1 convolution whose input and output
+    gradient are ``x`` and ``grad`` seen as channels-last images of N x 1
+    pixels: views, no transposed copies (whose buffers raised the peak
+    memory when oneDNN's inner product computed this, docs/history.md).
     """
     out_features, in_features = grad.shape[1], x.shape[1]
+    images = grad.t()[None, :, :, None], x.t()[None, :, :, None]
     # a channels-last weight keeps oneDNN on the channels-last views; with a
     # contiguous one it copies both to NCHW
-    weight = x.new_empty(out_features, in_features, 1, 1).to(
-        memory_format=torch.channels_last)
-    return torch.ops.aten.convolution_backward(
-        grad.t()[None, :, :, None], x.t()[None, :, :, None], weight, None,
-        (1, 1), (0, 0), (1, 1), False, (0, 0), 1,
-        (False, True, False))[1].view(out_features, in_features)
+    weight = torch.empty((out_features, in_features, 1, 1),
+                         dtype=x.dtype,
+                         device=x.device,
+                         memory_format=torch.channels_last)
+    _, grad_weight, _ = torch.ops.aten.convolution_backward(
+        *images, weight, None, (1, 1), (0, 0), (1, 1), False, (0, 0), 1,
+        (False, True, False))
+    return grad_weight.view(out_features, in_features)
 
 
 def _inner_product(a: Tensor, b: Tensor) -> Tensor:
