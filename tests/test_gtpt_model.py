@@ -265,10 +265,19 @@ def test_concat_shuffle_is_channel_shuffle_of_the_concatenation(channels_last):
     if channels_last:
         a, b = (
             t.contiguous(memory_format=torch.channels_last) for t in (a, b))
+    a.requires_grad_(), b.requires_grad_()
     out = concat_shuffle(a, b)
-    assert torch.equal(out, F.channel_shuffle(torch.cat((a, b), dim=1), 2))
+    expected = F.channel_shuffle(torch.cat((a, b), dim=1), 2)
+    assert torch.equal(out, expected)
     assert out.is_contiguous(
         memory_format=torch.channels_last) == channels_last
+    # the same gradients, in the inputs' memory format
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, (a, b), grad)
+    for g, e in zip(got, torch.autograd.grad(expected, (a, b), grad)):
+        assert torch.equal(g, e)
+        assert g.is_contiguous(memory_format=torch.channels_last) == \
+            channels_last
 
 
 def test_auto_attention_writes_out_small_logits_and_fuses_large_ones(
