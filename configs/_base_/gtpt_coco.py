@@ -11,7 +11,7 @@ data_root = '{{$GTPT_DATA_ROOT:data/coco/}}'
 num_keypoints = 17
 
 model = dict(
-    type='TopdownPoseEstimator',
+    type='GTPTPoseEstimator',
     data_preprocessor={{_base_.data_preprocessor}},
     backbone=dict(
         type='GTPT',

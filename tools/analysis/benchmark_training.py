@@ -33,6 +33,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from gtpt_mmpose.models import GTPTPoseEstimator
 from gtpt_mmpose.models.backbones.transformer import ATTENTION_IMPLS
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
@@ -141,13 +142,19 @@ class Step:
             device, enabled=amp and device == 'cuda')
 
     def __call__(self) -> None:
-        # the backbone under autocast; the head and loss in float32, as
-        # MMPose's SimCC heads turn predictions into numpy arrays, which have
-        # no bfloat16
-        with self.autocast:
-            feats = self.model.extract_feat(self.images)
-        feats = tuple(f.float() for f in feats)
-        losses = self.model.head.loss(feats, self.samples)
+        if isinstance(self.model, GTPTPoseEstimator):
+            # its own loss, which backpropagates the unpruned pass first;
+            # GTPT's head reads bfloat16 predictions
+            with self.autocast:
+                losses = self.model.loss(self.images, self.samples)
+        else:
+            # the backbone under autocast; the head and loss in float32, as
+            # MMPose's SimCC heads turn predictions into numpy arrays, which
+            # have no bfloat16
+            with self.autocast:
+                feats = self.model.extract_feat(self.images)
+            feats = tuple(f.float() for f in feats)
+            losses = self.model.head.loss(feats, self.samples)
         loss = sum(v for k, v in losses.items() if k.startswith('loss'))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()

@@ -114,23 +114,35 @@ class GTPTHead(BaseHead):
         each term the loss module returns is logged by name."""
         pred = self.classify(feats[0])
         unpruned = self.classify(feats[1]) if len(feats) > 1 else None
-        labels = [d.gt_instance_labels for d in batch_data_samples]
-        gt = (torch.cat([lb.keypoint_x_labels for lb in labels]),
-              torch.cat([lb.keypoint_y_labels for lb in labels]))
-        weights = torch.cat([lb.keypoint_weights for lb in labels])
+        gt, weights = self.targets(batch_data_samples)
         if unpruned is None:
             losses = self.loss_module(pred, gt, weights)
         else:
             losses = self.loss_module(pred, gt, weights, unpruned)
         if isinstance(losses, Tensor):  # a loss of MMPose's
             losses = dict(loss_kpt=losses)
+        losses['acc_pose'] = self.accuracy(pred, gt, weights)
+        return losses
+
+    def targets(self, batch_data_samples: OptSampleList
+                ) -> Tuple[Tuple[Tensor, Tensor], Tensor]:
+        """The batch's SimCC targets (B, K, Wx), (B, K, Wy) and keypoint
+        weights (B, K)."""
+        labels = [d.gt_instance_labels for d in batch_data_samples]
+        gt = (torch.cat([lb.keypoint_x_labels for lb in labels]),
+              torch.cat([lb.keypoint_y_labels for lb in labels]))
+        weights = torch.cat([lb.keypoint_weights for lb in labels])
+        return gt, weights
+
+    def accuracy(self, pred: Tuple[Tensor, Tensor], gt: Tuple[Tensor, Tensor],
+                 weights: Tensor) -> Tensor:
+        """MMPose's SimCC PCK accuracy of the logits, for the log."""
         _, avg_acc, _ = simcc_pck_accuracy(  # numpy has no bfloat16
             output=to_numpy(tuple(p.float() for p in pred)),
             target=to_numpy(gt),
             simcc_split_ratio=self.simcc_split_ratio,
             mask=to_numpy(weights) > 0)
-        losses['acc_pose'] = torch.tensor(avg_acc, device=weights.device)
-        return losses
+        return torch.tensor(avg_acc, device=weights.device)
 
 
 def target_peak_inverse(codec) -> float:

@@ -61,14 +61,35 @@ class GlobalPerceivedLoss(nn.Module):
             ``loss_kpt_unpruned`` and ``loss_distill`` (pruned vs the
             detached unpruned prediction).
         """
+        if unpruned is None:
+            return self.pruned_terms(pred, target, weights)
+        terms = self.pruned_terms(pred, target, weights,
+                                  tuple(u.detach() for u in unpruned))
+        return dict(  # eq. 12's order
+            loss_kpt=terms['loss_kpt'],
+            loss_kpt_unpruned=self.unpruned_term(unpruned, target, weights),
+            loss_distill=terms['loss_distill'])
+
+    def pruned_terms(self,
+                     pred: SimCC,
+                     target: SimCC,
+                     weights: Tensor,
+                     teacher: Optional[SimCC] = None) -> Dict[str, Tensor]:
+        """``loss_kpt`` and, given the (detached) unpruned ``teacher``
+        logits, ``loss_distill``: the terms whose gradient reaches the
+        pruned pass."""
         scale = self.loss_weight / pred[0].shape[0]
         terms = dict(loss_kpt=self.to_target(pred, target, weights) * scale)
-        if unpruned is not None:
-            terms['loss_kpt_unpruned'] = self.to_target(
-                unpruned, target, weights) * (
-                    self.unpruned_weight * scale)
-            teacher = tuple(u.detach() for u in unpruned)
+        if teacher is not None:
             terms['loss_distill'] = self.to_unpruned(
                 pred, teacher, weights) * (
                     self.distill_weight * scale)
         return terms
+
+    def unpruned_term(self, unpruned: SimCC, target: SimCC,
+                      weights: Tensor) -> Tensor:
+        """``loss_kpt_unpruned``, the one term whose gradient reaches the
+        unpruned pass."""
+        scale = self.loss_weight / unpruned[0].shape[0]
+        return self.to_target(unpruned, target, weights) * (
+            self.unpruned_weight * scale)
