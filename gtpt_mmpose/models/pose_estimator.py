@@ -9,6 +9,8 @@ from mmpose.registry import MODELS
 from mmpose.utils.typing import SampleList
 from torch import Tensor
 
+from .backbones import GTPT
+from .heads import GTPTHead
 from .losses import GlobalPerceivedLoss
 
 
@@ -41,6 +43,17 @@ class GTPTPoseEstimator(TopdownPoseEstimator):
         self.unpruned_first = unpruned_first
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        """The losses of a batch, as ``TopdownPoseEstimator.loss``.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) images.
+            data_samples (list[PoseDataSample]): Their targets.
+
+        Returns:
+            dict: ``loss_kpt``, ``loss_kpt_unpruned``, ``loss_distill`` and
+            ``acc_pose``; the unpruned pass already backpropagated as above
+            when it applies.
+        """
         if not self._stages_the_passes(inputs):
             return super().loss(inputs, data_samples)
         backbone, head = self.backbone, self.head
@@ -73,12 +86,12 @@ class GTPTPoseEstimator(TopdownPoseEstimator):
     def _stages_the_passes(self, inputs: Tensor) -> bool:
         """Whether this training step can backpropagate the unpruned pass
         first."""
-        backbone = self.backbone
+        backbone, head = self.backbone, self.head
         return (self.unpruned_first and self.training
                 and torch.is_grad_enabled() and not self.with_neck
-                and getattr(backbone, 'unpruned_pass', False)
-                and hasattr(backbone, 'shared_prefix')
-                and isinstance(self.head.loss_module, GlobalPerceivedLoss)
+                and isinstance(backbone, GTPT) and backbone.unpruned_pass
+                and isinstance(head, GTPTHead)
+                and isinstance(head.loss_module, GlobalPerceivedLoss)
                 and not _fp16_autocast(inputs.device.type))
 
 
