@@ -18,7 +18,8 @@ CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'gtpt-*.py')))
 def test_importing_the_plugin_registers_its_modules():
     from mmengine.registry import MODELS as ENGINE_MODELS
     from mmpose.registry import HOOKS, METRICS, MODELS
-    for name in ('GTPT', 'GTPTHead', 'GlobalPerceivedLoss'):
+    for name in ('GTPT', 'GTPTHead', 'GlobalPerceivedLoss',
+                 'GTPTPoseEstimator'):
         assert MODELS.get(name) is not None, name
     for name in ('GTPTEMAHook', 'CurriculumInitHook'):
         assert HOOKS.get(name) is not None, name
