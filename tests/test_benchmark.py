@@ -116,9 +116,11 @@ def test_training_benchmark_times_memory_and_profile(tmp_path):
     run_script(
         osp.join(ANALYSIS, 'benchmark_training.py'), '--models', 'gtpt-t',
         'gtpt-s pruned-only', '--batch', '2', '--memory-batch', '2',
-        '--rounds', '1', '--threads', '1', '--profile', '--out-dir', tmp_path)
+        '--rounds', '1', '--warmup', '1', '--threads', '1', '--profile',
+        '--out-dir', tmp_path)
     result = json.load(open(tmp_path / 'benchmark_training.json'))
     assert set(result['ms_per_image']) == {'gtpt-t', 'gtpt-s pruned-only'}
+    assert result['settings']['warmup'] == 1
     assert all(v > 0 for v in result['ms_per_image'].values())
     assert all(v > 0 for v in result['memory_mb_per_image'].values())
     p = result['profiles']['gtpt-t']

@@ -7,15 +7,17 @@ import torch.nn as nn
 from test_shared_prefix import batch, build, losses_and_grads
 
 from gtpt_mmpose.deploy import prepare_for_inference
+from gtpt_mmpose.models.backbones import onednn_linear
 from gtpt_mmpose.models.backbones.onednn_linear import (
-    OneDNNLinear, OneDNNPatchEmbed, onednn_linear_available, use_torch_linears)
+    OneDNNLinear, OneDNNPatchEmbed, onednn_linear_available,
+    resolve_linear_kernel, use_torch_linears)
 
 pytestmark = pytest.mark.skipif(
     not onednn_linear_available(), reason='this PyTorch has no oneDNN')
 
 
 def test_every_linear_layer_of_the_backbone_runs_through_onednn():
-    backbone = build('gtpt-t_coco-wholebody').backbone
+    backbone = build('gtpt-t_coco-wholebody', linear_kernel='onednn').backbone
     linears = [m for m in backbone.modules() if isinstance(m, nn.Linear)]
     assert len(linears) == 1 + 12 * 4 + 2  # patches, 12 layers, group mask
     assert all(isinstance(m, OneDNNLinear) for m in linears)
@@ -31,9 +33,34 @@ def test_every_linear_layer_of_the_backbone_runs_through_onednn():
         build('gtpt-t_coco-wholebody', linear_kernel='mkl')
 
 
+@pytest.mark.parametrize('vendor,kernel', [('GenuineIntel', 'torch'),
+                                           ('AuthenticAMD', 'onednn'),
+                                           ('', 'onednn')])
+def test_auto_takes_mkl_on_intel_cpus_and_onednn_elsewhere(
+        monkeypatch, vendor, kernel):
+    monkeypatch.setattr(onednn_linear, 'cpu_vendor', lambda: vendor)
+    assert resolve_linear_kernel('auto') == kernel
+    assert resolve_linear_kernel('torch') == 'torch'
+    assert resolve_linear_kernel('onednn') == 'onednn'
+    backbone = build('gtpt-t_coco-wholebody').backbone  # 'auto', the default
+    assert isinstance(backbone.patch_embed, OneDNNPatchEmbed) == (
+        kernel == 'onednn')
+
+
+def test_the_cpu_vendor_is_read_from_the_system():
+    vendor = onednn_linear.cpu_vendor()
+    assert isinstance(vendor, str)
+    try:
+        with open('/proc/cpuinfo') as f:
+            listed = 'vendor_id' in f.read()
+    except OSError:
+        listed = False
+    assert bool(vendor) == listed
+
+
 @pytest.mark.parametrize('name', ['gtpt-t_coco-wholebody', 'gtpt-b_coco'])
 def test_training_step_gives_the_losses_and_gradients_of_torch_linears(name):
-    fast = build(name)
+    fast = build(name, linear_kernel='onednn')
     plain = build(name, linear_kernel='torch')
     plain.load_state_dict(fast.state_dict())
     x, samples = batch(fast.backbone.num_keypoints)
@@ -53,7 +80,7 @@ def test_training_step_gives_the_losses_and_gradients_of_torch_linears(name):
 
 
 def test_eval_forward_and_autocast_match_torch_linears():
-    fast = build('gtpt-t_coco-wholebody').eval()
+    fast = build('gtpt-t_coco-wholebody', linear_kernel='onednn').eval()
     plain = build('gtpt-t_coco-wholebody', linear_kernel='torch').eval()
     plain.load_state_dict(fast.state_dict())
     x, _ = batch(133, 2)
@@ -65,7 +92,7 @@ def test_eval_forward_and_autocast_match_torch_linears():
 
 
 def test_an_exported_graph_gets_plain_linear_layers():
-    model = build('gtpt-t_coco-wholebody').eval()
+    model = build('gtpt-t_coco-wholebody', linear_kernel='onednn').eval()
     prepared = prepare_for_inference(model, 'export')
     assert not any(isinstance(m, OneDNNLinear) for m in prepared.modules())
     assert type(prepared.backbone.patch_embed).__name__ == 'PatchEmbed'

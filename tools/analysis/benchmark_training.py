@@ -6,7 +6,10 @@ the loss, backward and an Adam step, on a synthetic batch (normalised
 images, SimCC targets of the right shape) with random weights. GTPT trains
 with its Global Perceived loss (pruned and unpruned passes, as configured)
 and, as ``gtpt-s pruned-only``, with the pruned pass alone; RTMPose with its
-own config's loss. Times are interleaved over rounds, in one process; peak
+own config's loss. After ``--warmup`` untimed steps of every model (a
+process's first steps pay for its allocator's and the BLAS's first use of
+each buffer, up to 25 % per step for about ten steps), times are interleaved
+over rounds, in one process; peak
 memory is measured for each model in a process of its own (two steps at
 ``--memory-batch``), the honest way to read a peak on the CPU.
 
@@ -56,6 +59,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--batch', type=int, default=8)
     p.add_argument('--memory-batch', type=int, default=16)
     p.add_argument('--rounds', type=int, default=5)
+    p.add_argument(
+        '--warmup',
+        type=int,
+        default=10,
+        help='untimed steps of every model before the rounds, interleaved '
+        'like them')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -81,6 +90,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if min(args.batch, args.memory_batch, args.rounds, args.threads) < 1:
         p.error('--batch, --memory-batch, --rounds and --threads must be '
                 'positive')
+    if args.warmup < 0:
+        p.error('--warmup must not be negative')
     return args
 
 
@@ -241,6 +252,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     }
     times: Dict[str, List[float]] = {label[k]: [] for k in names}
     start = time.perf_counter()
+    for w in range(args.warmup):
+        for key in (names if w % 2 == 0 else names[::-1]):
+            steps[key]()
+    if args.warmup:
+        print(
+            f'{args.warmup} warm-up steps of every model done, '
+            f'{(time.perf_counter() - start) / 60:.1f} min',
+            flush=True)
     for r in range(args.rounds):
         for key in (names if r % 2 == 0 else names[::-1]):
             times[label[key]].append(time_per_image(steps[key], args.batch))
@@ -305,6 +324,7 @@ def markdown(result: dict) -> str:
     lines = [
         f"Training step (forward, loss, backward, Adam), {s['device']}, "
         f"{amp}, batch {s['batch']}, {s['threads']} threads, "
+        f"{s.get('warmup', 0)} warm-up steps, "
         f"{s['rounds']} interleaved rounds, {s['date']}; peak memory of two "
         f"steps at batch {s['memory_batch']}, each model in its own "
         'process.', '', '| model | ms per image | peak MB per image |',

@@ -1,13 +1,17 @@
 """Linear layers through oneDNN's inner product on CPUs.
 
 PyTorch runs a float32 ``nn.Linear`` on a CPU through the BLAS it was built
-with (MKL on x86). oneDNN, which PyTorch also ships, picks its kernels for the
-CPU it runs on: on this project's AMD EPYC (AVX-512) its inner product
-reaches 165-210 GMAC/s on 2 threads at GTPT's shapes, MKL about 100
-(docs/history.md). Same float32 product, another summation order. The
-forward and the input gradient run in oneDNN's inner product, the weight
-gradient in its 1x1 convolution backward.
+with (MKL on x86). MKL picks its kernels by CPU vendor: on Intel CPUs its
+AVX-512 GEMM reaches 175-220 GMAC/s on 2 threads at GTPT's training shapes,
+on this project's AMD EPYC (AVX-512 too) about 100. oneDNN, which PyTorch
+also ships, picks its kernels by instruction set and reaches 165-210 on both
+(docs/history.md). So the backbone's ``linear_kernel='auto'`` keeps
+PyTorch's layers on Intel CPUs, where they train faster, and takes these
+elsewhere. Same float32 product, another summation order. The forward and
+the input gradient run in oneDNN's inner product, the weight gradient in its
+1x1 convolution backward.
 """
+import functools
 from typing import Callable, Optional, Tuple
 
 import torch
@@ -18,9 +22,10 @@ from torch import Tensor
 from .patch_embed import PatchEmbed, patch_vectors
 from .transformer import FeedForward
 
-#: How GTPT's linear layers run on a CPU: PyTorch's ``nn.Linear`` (its BLAS)
-#: or :class:`OneDNNLinear`.
-LINEAR_KERNELS = ('torch', 'onednn')
+#: How GTPT's linear layers run on a CPU: PyTorch's ``nn.Linear`` (its BLAS),
+#: :class:`OneDNNLinear`, or ``'auto'``, the faster of the two for training
+#: on this CPU (:func:`resolve_linear_kernel`).
+LINEAR_KERNELS = ('auto', 'torch', 'onednn')
 
 #: Activations a :class:`OneDNNLinear` applies in the same call: exact GELU
 #: before the product (recomputed in backward) or after it (inference only).
@@ -31,6 +36,38 @@ def onednn_linear_available() -> bool:
     """Whether this PyTorch has oneDNN and its linear operator."""
     return torch.backends.mkldnn.is_available() and hasattr(
         torch.ops.mkldnn, '_linear_pointwise')
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_vendor() -> str:
+    """The CPU's vendor id (``'GenuineIntel'``, ``'AuthenticAMD'``), or ``''``
+    where the system does not say (no ``/proc/cpuinfo``)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('vendor_id'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return ''
+
+
+def resolve_linear_kernel(kernel: str) -> str:
+    """``'torch'`` or ``'onednn'`` for a :data:`LINEAR_KERNELS` value:
+    ``'torch'`` wherever PyTorch has no oneDNN.
+
+    ``'auto'`` is ``'torch'`` where PyTorch's BLAS is MKL on an Intel CPU
+    (MKL's own AVX-512 kernels: a GTPT-S training step 5 % faster than with
+    oneDNN's, docs/history.md) and ``'onednn'`` elsewhere (on AMD CPUs MKL
+    runs at about half oneDNN's rate).
+    """
+    if kernel == 'torch' or not onednn_linear_available():
+        return 'torch'
+    if kernel == 'onednn':
+        return kernel
+    mkl_fast = torch.backends.mkl.is_available() and \
+        cpu_vendor() == 'GenuineIntel'
+    return 'torch' if mkl_fast else 'onednn'
 
 
 @torch.library.custom_op('gtpt_mmpose::onednn_linear', mutates_args=())
