@@ -149,6 +149,20 @@ def _is_pretrained(init_cfg) -> bool:
         isinstance(c, dict) and c.get('type') == 'Pretrained' for c in items)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform``
+    knows: the benchmarks' figures depend on it (MKL picks its kernels by
+    vendor)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def build_models(args: argparse.Namespace) -> Dict[str, nn.Module]:
     """name -> pose model in eval mode: GTPT variants, then RTMPose."""
     from mmengine.config import Config
@@ -373,7 +387,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         settings=dict(
             vars(args),
             torch=torch.__version__,
-            cpu=platform.processor() or platform.machine(),
+            cpu=cpu_name(),
             cpu_count=os.cpu_count(),
             date=time.strftime('%Y-%m-%d')),
         gflops=flops,

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import platform
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from gtpt_mmpose.models.backbones.transformer import ATTENTION_IMPLS
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import op_profile  # noqa: E402
-from benchmark import offline_bn, rtmpose_config  # noqa: E402
+from benchmark import cpu_name, offline_bn, rtmpose_config  # noqa: E402
 
 MODELS = ('gtpt-t', 'gtpt-s', 'gtpt-b', 'gtpt-s pruned-only', 'rtmpose-m',
           'rtmpose-l')
@@ -284,7 +283,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         settings=dict(
             vars(args),
             torch=torch.__version__,
-            cpu=platform.processor() or platform.machine(),
+            cpu=cpu_name(),
             date=time.strftime('%Y-%m-%d')),
         ms_per_image={
             k: statistics.median(v)
@@ -322,7 +321,8 @@ def markdown(result: dict) -> str:
     amp = 'bf16 autocast' if s['amp'] and s['device'] == 'cpu' else (
         'fp16 autocast' if s['amp'] else 'fp32')
     lines = [
-        f"Training step (forward, loss, backward, Adam), {s['device']}, "
+        f"Training step (forward, loss, backward, Adam), {s['device']} "
+        f"({s['cpu']}), "
         f"{amp}, batch {s['batch']}, {s['threads']} threads, "
         f"{s.get('warmup', 0)} warm-up steps, "
         f"{s['rounds']} interleaved rounds, {s['date']}; peak memory of two "
