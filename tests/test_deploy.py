@@ -164,6 +164,7 @@ def test_heads_in_channels_attention_gives_the_same_outputs_and_logits(
             assert type(group) is HeadsInChannelsGroupAttention
             got = [plain(x, 3), group(xg, 2), plain(x), group(xg)]
     assert type(plain) is Attention and type(group) is GroupAttention
+    assert not hasattr(plain, 'qkv_weights_t')
     for (out, logits), (ref_out, ref_logits) in zip(got, expected):
         torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
         if ref_logits is None:
@@ -178,3 +179,4 @@ def test_heads_in_channels_restores_the_modules_after_an_error():
         with heads_in_channels(model):
             raise RuntimeError('inside')
     assert type(model.attn) is Attention
+    assert not hasattr(model.attn, 'qkv_weights_t')

@@ -7,7 +7,10 @@ q, k and v as (B, N, C), heads in the channels, and its runtime splits the
 heads inside the kernel. While :func:`heads_in_channels` is active, every
 ``Attention`` of a model computes this way, through the operator
 ``gtpt_mmpose::attention_heads_in_channels``, which :data:`ONNX_TRANSLATION`
-writes as that op. Same product, same outputs; only the export uses it.
+writes as that op, and q, k and v come from three products instead of a Split
+of one (the runtimes copy a Split's outputs; GTPT-S 1-2 % faster in ONNX
+Runtime and OpenVINO, glue 17.8 -> 15.5 % of ONNX Runtime's op time,
+docs/history.md). Same product, same outputs; only the export uses it.
 """
 import contextlib
 from typing import Iterator, Optional, Tuple
@@ -60,13 +63,20 @@ def _head_logits(q: Tensor, k: Tensor, scale: float, num_heads: int) -> Tensor:
     return (q @ k) * scale  # (..., heads, Nq, d) @ (..., heads, d, Nk)
 
 
+def _qkv(module: Attention, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """q, k and v as three products with the thirds of the qkv weight that
+    :func:`heads_in_channels` prepared: no Split of one wide product (a copy
+    in the runtimes)."""
+    return tuple(x @ w for w in module.qkv_weights_t)
+
+
 class HeadsInChannelsAttention(Attention):
     """:class:`Attention` with q, k and v kept as (B, N, C)."""
 
     def forward(self,
                 x: Tensor,
                 score_rows: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
-        q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, N, C) each
+        q, k, v = _qkv(self, x)  # (B, N, C) each
         out = attention_heads_in_channels(q, k, v, self.num_heads, self.scale)
         logits = _head_logits(q[:, :score_rows], k[:, score_rows:], self.scale,
                               self.num_heads) if score_rows else None
@@ -81,7 +91,7 @@ class HeadsInChannelsGroupAttention(GroupAttention):
                 score_rows: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
         b, g, n, c = x.shape
         s = self.num_slots
-        q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, G, L, C) each
+        q, k, v = _qkv(self, x)  # (B, G, L, C) each
         out = attention_heads_in_channels(
             q.flatten(0, 1),
             self._with_shared_slots(k).flatten(0, 1),
@@ -101,14 +111,20 @@ _HEADS_IN_CHANNELS = {
 @contextlib.contextmanager
 def heads_in_channels(model: nn.Module) -> Iterator[nn.Module]:
     """Within the block, every ``Attention`` and ``GroupAttention`` of
-    ``model`` keeps its heads in the channels (same parameters and outputs);
-    on exit they are as they were."""
+    ``model`` keeps its heads in the channels and projects q, k and v with
+    copies of its qkv weight's thirds (same parameters and outputs; edit no
+    weight inside the block); on exit they are as they were."""
     swapped = [(m, type(m)) for m in model.modules()
                if type(m) in _HEADS_IN_CHANNELS]
     try:
         for module, cls in swapped:  # a subclass that only adds methods
             module.__class__ = _HEADS_IN_CHANNELS[cls]
+            # (C, C) each, transposed once here rather than in the graph
+            module.qkv_weights_t = tuple(
+                w.detach().t().contiguous()
+                for w in module.qkv.weight.chunk(3))
         yield model
     finally:
         for module, cls in swapped:
             module.__class__ = cls
+            module.__dict__.pop('qkv_weights_t', None)
