@@ -120,9 +120,8 @@ def heads_in_channels(model: nn.Module) -> Iterator[nn.Module]:
         for module, cls in swapped:  # a subclass that only adds methods
             module.__class__ = _HEADS_IN_CHANNELS[cls]
             # (C, C) each, transposed once here rather than in the graph
-            module.qkv_weights_t = tuple(
-                w.detach().t().contiguous()
-                for w in module.qkv.weight.chunk(3))
+            module.qkv_weights_t = tuple(w.detach().t().contiguous()
+                                         for w in module.qkv.weight.chunk(3))
         yield model
     finally:
         for module, cls in swapped:
