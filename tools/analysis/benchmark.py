@@ -153,14 +153,9 @@ def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what ``platform``
     knows: the benchmarks' figures depend on it (MKL picks its kernels by
     vendor)."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from gtpt_mmpose.utils.cpu_info import cpuinfo_field
+    return cpuinfo_field('model name') or platform.processor() \
+        or platform.machine()
 
 
 def build_models(args: argparse.Namespace) -> Dict[str, nn.Module]:

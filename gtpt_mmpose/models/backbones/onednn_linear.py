@@ -11,7 +11,6 @@ elsewhere. Same float32 product, another summation order. The forward and
 the input gradient run in oneDNN's inner product, the weight gradient in its
 1x1 convolution backward.
 """
-import functools
 from typing import Callable, Optional, Tuple
 
 import torch
@@ -19,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...utils.cpu_info import cpuinfo_field
 from .patch_embed import PatchEmbed, patch_vectors
 from .transformer import FeedForward
 
@@ -38,18 +38,10 @@ def onednn_linear_available() -> bool:
         torch.ops.mkldnn, '_linear_pointwise')
 
 
-@functools.lru_cache(maxsize=None)
 def cpu_vendor() -> str:
     """The CPU's vendor id (``'GenuineIntel'``, ``'AuthenticAMD'``), or ``''``
     where the system does not say (no ``/proc/cpuinfo``)."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('vendor_id'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return ''
+    return cpuinfo_field('vendor_id')
 
 
 def resolve_linear_kernel(kernel: str) -> str:
