@@ -33,12 +33,15 @@ def test_every_linear_layer_of_the_backbone_runs_through_onednn():
         build('gtpt-t_coco-wholebody', linear_kernel='mkl')
 
 
-@pytest.mark.parametrize('vendor,kernel', [('GenuineIntel', 'torch'),
-                                           ('AuthenticAMD', 'onednn'),
-                                           ('', 'onednn')])
+@pytest.mark.parametrize('vendor,mkl,kernel',
+                         [('GenuineIntel', True, 'torch'),
+                          ('GenuineIntel', False, 'onednn'),
+                          ('AuthenticAMD', True, 'onednn'),
+                          ('', True, 'onednn')])
 def test_auto_takes_mkl_on_intel_cpus_and_onednn_elsewhere(
-        monkeypatch, vendor, kernel):
+        monkeypatch, vendor, mkl, kernel):
     monkeypatch.setattr(onednn_linear, 'cpu_vendor', lambda: vendor)
+    monkeypatch.setattr(torch.backends.mkl, 'is_available', lambda: mkl)
     assert resolve_linear_kernel('auto') == kernel
     assert resolve_linear_kernel('torch') == 'torch'
     assert resolve_linear_kernel('onednn') == 'onednn'

@@ -8,10 +8,10 @@ with its Global Perceived loss (pruned and unpruned passes, as configured)
 and, as ``gtpt-s pruned-only``, with the pruned pass alone; RTMPose with its
 own config's loss. After ``--warmup`` untimed steps of every model (a
 process's first steps pay for its allocator's and the BLAS's first use of
-each buffer, up to 25 % per step for about ten steps), times are interleaved
-over rounds, in one process; peak
-memory is measured for each model in a process of its own (two steps at
-``--memory-batch``), the honest way to read a peak on the CPU.
+each buffer: up to 2.5x a steady step for about ten steps), times are
+interleaved over rounds, in one process; peak memory is measured for each
+model in a process of its own (two steps at ``--memory-batch``), the honest
+way to read a peak on the CPU.
 
     python tools/analysis/benchmark_training.py                  # CPU, fp32
     python tools/analysis/benchmark_training.py --amp            # bf16 on

@@ -49,8 +49,8 @@ def resolve_linear_kernel(kernel: str) -> str:
     ``'torch'`` wherever PyTorch has no oneDNN.
 
     ``'auto'`` is ``'torch'`` where PyTorch's BLAS is MKL on an Intel CPU
-    (MKL's own AVX-512 kernels: a GTPT-S training step 5 % faster than with
-    oneDNN's, docs/history.md) and ``'onednn'`` elsewhere (on AMD CPUs MKL
+    (MKL's own AVX-512 kernels: a GTPT-S training step about 4 % faster than
+    with oneDNN's, docs/history.md) and ``'onednn'`` elsewhere (on AMD CPUs MKL
     runs at about half oneDNN's rate).
     """
     if kernel == 'torch' or not onednn_linear_available():
