@@ -2,7 +2,7 @@
 
 PyTorch runs a float32 ``nn.Linear`` on a CPU through the BLAS it was built
 with (MKL on x86). MKL picks its kernels by CPU vendor: on Intel CPUs its
-AVX-512 GEMM reaches 175-220 GMAC/s on 2 threads at GTPT's training shapes,
+AVX-512 GEMM reaches 160-220 GMAC/s on 2 threads at GTPT's training shapes,
 on this project's AMD EPYC (AVX-512 too) about 100. oneDNN, which PyTorch
 also ships, picks its kernels by instruction set and reaches 165-210 on both
 (docs/history.md). So the backbone's ``linear_kernel='auto'`` keeps
