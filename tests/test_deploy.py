@@ -9,11 +9,16 @@ from conftest import config_file
 
 from gtpt_mmpose.deploy import BatchChunks, ImageToSimCC, prepare_for_inference
 from gtpt_mmpose.deploy.fuse import ConvPatchEmbed, UnshuffledUnit
+from gtpt_mmpose.deploy.fuse import fold_conv_batchnorms
 from gtpt_mmpose.deploy.onnx_attention import (HeadsInChannelsAttention,
                                                HeadsInChannelsGroupAttention,
                                                heads_in_channels)
+from gtpt_mmpose.deploy.shuffle_free_stage import (ShuffleFreeStage,
+                                                   plan_pieces)
 from gtpt_mmpose.models.backbones.onednn_linear import (
     OneDNNLinear, onednn_linear_available, use_onednn_linears)
+from gtpt_mmpose.models.backbones.shufflenet_stem import (ShuffleStem,
+                                                          UShapedShuffleStem)
 from gtpt_mmpose.models.backbones.transformer import (Attention, Block,
                                                       GroupAttention)
 
@@ -47,9 +52,12 @@ def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
         got = ImageToSimCC(prepared)(x)
     assert not any(
         isinstance(m, nn.BatchNorm2d) for m in prepared.backbone.modules())
-    assert sum(  # the stem's last unit, its shuffle in the patch embedding
-        isinstance(m, UnshuffledUnit)
-        for m in prepared.backbone.modules()) == 1
+    # the stem's shuffles go into weights: the last one (eager) or all of
+    # its last stage's (export), the patch embedding reading the new order
+    kinds = [type(m) for m in prepared.backbone.modules()]
+    expected = UnshuffledUnit if backend == 'eager' else ShuffleFreeStage
+    assert kinds.count(expected) == 1
+    assert UnshuffledUnit not in kinds or ShuffleFreeStage not in kinds
     stem = prepared.backbone.stem
     conv = next(m for m in stem.modules() if isinstance(m, nn.Conv2d))
     linears = [m for m in prepared.modules() if isinstance(m, nn.Linear)]
@@ -72,6 +80,53 @@ def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
     assert model.backbone.patch_norm.training is False  # original untouched
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.backbone.modules())
+
+
+@pytest.mark.parametrize('widths, shuffled, units', [([64, 64], True, 3),
+                                                     ([128, 128], True, 3),
+                                                     ([256], False, 2)])
+def test_piece_plan_reads_every_channel_exactly_once(widths, shuffled, units):
+    plan = plan_pieces(widths, shuffled, units)
+    width = sum(widths) if shuffled else widths[0]
+    sources = list(widths) + [width // 2] * units
+    for cuts, n in zip(plan.cuts, sources):  # each source cut, no overlap
+        assert sorted(c for cut in cuts for c in cut) == list(range(n))
+    pieces = [c for cuts in plan.cuts for c in cuts]
+    reads = [i for r in plan.reads for i in r] + plan.out_reads
+    assert sorted(reads) == list(range(len(pieces)))  # each piece read once
+    for k, (r, order) in enumerate(zip(plan.reads, plan.read_order)):
+        assert sorted(order) == list(range(width // 2))
+        # a unit reads only what the steps before it made
+        assert all(i < sum(map(len, plan.cuts[:len(widths) + k])) for i in r)
+    assert sorted(plan.out_order) == list(range(width))
+
+
+def _random_bn_stage(stage: nn.Module) -> nn.Module:
+    for bn in stage.modules():
+        if isinstance(bn, nn.BatchNorm2d):
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.5, 2.0)
+            nn.init.normal_(bn.weight)
+            nn.init.normal_(bn.bias)
+    fold_conv_batchnorms(stage.eval())
+    return stage
+
+
+@pytest.mark.parametrize('stem', ['shuffle-stem', 'u-shaped-up-stage'])
+def test_shuffle_free_stage_is_the_stage_with_its_channels_reordered(stem):
+    torch.manual_seed(0)
+    if stem == 'shuffle-stem':  # stride-2 unit, three stride-1 units
+        stage, x = ShuffleStem(256).layer, torch.randn(2, 64, 32, 24)
+    else:  # a 1x1 convolution, two stride-1 units (GTPT-B's last)
+        stage, x = UShapedShuffleStem().up_layer2, torch.randn(2, 512, 16, 12)
+    stage = _random_bn_stage(stage)
+    with torch.no_grad():
+        ref = stage(x)
+        free = ShuffleFreeStage(stage[0], copy.deepcopy(stage[1:]))
+        got = free(x)
+    assert got.shape == ref.shape
+    torch.testing.assert_close(got, ref[:, free.out_order])
+    assert len(free.out_order) == ref.shape[1]
 
 
 def test_patch_embedding_as_a_strided_convolution_is_the_same():

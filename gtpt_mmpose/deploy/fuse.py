@@ -18,6 +18,7 @@ from ..models.backbones.onednn_linear import (onednn_linear_available,
 from ..models.backbones.shufflenet_stem import (InvertedResidual, ShuffleStem,
                                                 UShapedShuffleStem)
 from ..models.backbones.transformer import Attention
+from .shuffle_free_stage import ShuffleFreeStage
 
 #: Images per tokenizer call at inference in eager PyTorch: a whole large
 #: batch's stride-2 and stride-4 feature maps fall out of the CPU caches
@@ -109,13 +110,36 @@ def drop_final_shuffle(backbone: nn.Module) -> None:
     else:
         raise TypeError(f'no final shuffle known in a {type(stem).__name__}')
     units[-1] = UnshuffledUnit(units[-1])
-    linear = backbone.patch_embed
+    half = torch.arange(stem.out_channels)
     ch = stem.out_channels
-    half = torch.arange(ch, device=linear.weight.device)
-    shuffled = 2 * (half % (ch // 2)) + half // (ch // 2)
+    _permute_patch_channels(backbone,
+                            2 * (half % (ch // 2)) + half // (ch // 2))
+
+
+def cut_stem_shuffles(backbone: nn.Module) -> None:
+    """Run the stem's last stage (GTPT-B: its last up stage) as a
+    :class:`~.shuffle_free_stage.ShuffleFreeStage`, without channel shuffles
+    or splits, and permute the patch embedding's columns to the order it
+    leaves the channels in. For exported graphs; needs the stem's
+    BatchNorms and ``patch_norm`` folded first."""
+    stem = backbone.stem
+    if isinstance(stem, ShuffleStem):
+        stage = stem.layer = ShuffleFreeStage(stem.layer[0], stem.layer[1:])
+    elif isinstance(stem, UShapedShuffleStem):
+        stage = stem.up_layer2 = ShuffleFreeStage(stem.up_layer2[0],
+                                                  stem.up_layer2[1:])
+    else:
+        raise TypeError(f'no shuffle stage known in a {type(stem).__name__}')
+    _permute_patch_channels(backbone, torch.tensor(stage.out_order))
+
+
+def _permute_patch_channels(backbone: nn.Module, order: Tensor) -> None:
+    """Make the patch embedding read stem channel j where it read channel
+    ``order[j]``."""
+    linear = backbone.patch_embed
     with torch.no_grad():  # columns (patch cell, channel), channel fastest
-        weight = linear.weight.view(linear.out_features, -1, ch)
-        weight.copy_(weight[:, :, shuffled])  # indexing copies
+        weight = linear.weight.view(linear.out_features, -1, order.numel())
+        weight.copy_(weight[:, :, order.to(weight.device)])  # indexing copies
 
 
 def fold_conv_batchnorms(module: nn.Module) -> int:
@@ -243,7 +267,10 @@ def prepare_for_inference(pose_model: nn.Module,
         raise ValueError('the model is already prepared for inference')
     fold_conv_batchnorms(backbone.stem)
     fold_patch_norm(backbone)
-    drop_final_shuffle(backbone)
+    if backend == 'export':
+        cut_stem_shuffles(backbone)
+    else:
+        drop_final_shuffle(backbone)
     if patch_conv:
         backbone.patch_embed = ConvPatchEmbed(backbone.patch_embed)
     if onednn is None:
