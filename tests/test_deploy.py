@@ -8,13 +8,12 @@ import torch.nn as nn
 from conftest import config_file
 
 from gtpt_mmpose.deploy import BatchChunks, ImageToSimCC, prepare_for_inference
-from gtpt_mmpose.deploy.fuse import ConvPatchEmbed, UnshuffledUnit
-from gtpt_mmpose.deploy.fuse import fold_conv_batchnorms
+from gtpt_mmpose.deploy.fuse import (ConvPatchEmbed, UnshuffledUnit,
+                                     fold_conv_batchnorms)
 from gtpt_mmpose.deploy.onnx_attention import (HeadsInChannelsAttention,
                                                HeadsInChannelsGroupAttention,
                                                heads_in_channels)
-from gtpt_mmpose.deploy.shuffle_free_stage import (ShuffleFreeStage,
-                                                   plan_pieces)
+from gtpt_mmpose.deploy.shuffle_free_stage import ShuffleFreeStage, plan_pieces
 from gtpt_mmpose.models.backbones.onednn_linear import (
     OneDNNLinear, onednn_linear_available, use_onednn_linears)
 from gtpt_mmpose.models.backbones.shufflenet_stem import (ShuffleStem,

@@ -94,8 +94,7 @@ def plan_pieces(first_widths: Sequence[int], shuffle_first: bool,
 
     reads, read_order = zip(*(gather(k, x2) for k, x2 in enumerate(inputs)))
     out_reads, out_order = gather(num_units, y)
-    return PiecePlan(cuts, list(reads), list(read_order), out_reads,
-                     out_order)
+    return PiecePlan(cuts, list(reads), list(read_order), out_reads, out_order)
 
 
 def _output_channels(conv: nn.Conv2d, channels: List[int]) -> nn.Conv2d:
@@ -134,8 +133,7 @@ class PieceSource(nn.Module):
     def __init__(self, branch: nn.Sequential, cuts: List[List[int]]) -> None:
         super().__init__()
         layers = list(branch)
-        last = max(i for i, m in enumerate(layers)
-                   if isinstance(m, nn.Conv2d))
+        last = max(i for i, m in enumerate(layers) if isinstance(m, nn.Conv2d))
         self.body = nn.Sequential(*layers[:last])
         self.cuts = nn.ModuleList(
             _output_channels(layers[last], c) for c in cuts)
@@ -190,9 +188,8 @@ class ShuffleFreeStage(nn.Module):
         self.first = nn.ModuleList(
             PieceSource(b, c) for b, c in zip(branches, plan.cuts))
         self.units = nn.ModuleList(
-            PieceSource(_read_in_order(u.branch2, order), c)
-            for u, order, c in zip(units, plan.read_order,
-                                   plan.cuts[len(branches):]))
+            PieceSource(_read_in_order(u.branch2, order), c) for u, order, c in
+            zip(units, plan.read_order, plan.cuts[len(branches):]))
         self.reads = plan.reads
         self.out_reads = plan.out_reads
         self.out_order = plan.out_order
