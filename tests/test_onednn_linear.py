@@ -103,3 +103,45 @@ def test_an_exported_graph_gets_plain_linear_layers():
         isinstance(b.ffn.act, nn.GELU)
         for b in prepared.backbone.coarse_blocks)
     assert use_torch_linears(prepared) == 0
+
+
+@pytest.mark.parametrize('compiled_inference', ['onednn', 'torch'])
+def test_a_compiled_inference_graph_calls_the_chosen_kernel(
+        compiled_inference):
+    """Traced for inference, a layer with ``compiled_inference='torch'``
+    leaves the product to inductor (a plain linear op); with ``'onednn'`` it
+    keeps oneDNN's operator. Both give the layer's outputs, and a graph
+    traced with gradients keeps the operator (its backward)."""
+    torch.manual_seed(0)
+    layer = OneDNNLinear(nn.Linear(24, 40), 'gelu', 'none', compiled_inference)
+    x = torch.randn(3, 7, 24)
+    targets = []
+
+    def capture(gm, example_inputs):
+        targets.extend(str(n.target) for n in gm.graph.nodes)
+        return gm
+
+    torch._dynamo.reset()
+    with torch.no_grad():
+        got = torch.compile(layer, backend=capture, dynamic=False)(x)
+    uses_operator = any('onednn_linear' in t for t in targets)
+    assert uses_operator == (compiled_inference == 'onednn')
+    expected = nn.functional.gelu(
+        nn.functional.linear(x, layer.weight, layer.bias))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    targets.clear()
+    torch._dynamo.reset()
+    torch.compile(layer, backend=capture, dynamic=False)(x)
+    assert any('onednn_linear' in t for t in targets)
+
+
+def test_prepared_layers_leave_compiled_products_to_inductor_where_mkl_is_fast(
+        monkeypatch):
+    for vendor, expected in (('GenuineIntel', 'torch'), ('AuthenticAMD',
+                                                         'onednn')):
+        monkeypatch.setattr(onednn_linear, 'cpu_vendor', lambda: vendor)
+        monkeypatch.setattr(torch.backends.mkl, 'is_available', lambda: True)
+        model = build('gtpt-t_coco-wholebody', linear_kernel='torch').eval()
+        prepared = prepare_for_inference(model, 'eager')
+        layers = [m for m in prepared.modules() if isinstance(m, OneDNNLinear)]
+        assert layers and all(m.compiled_inference == expected for m in layers)

@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..models.backbones.onednn_linear import (onednn_linear_available,
+                                              resolve_linear_kernel,
                                               use_onednn_linears,
                                               use_torch_linears)
 from ..models.backbones.shufflenet_stem import (InvertedResidual, ShuffleStem,
@@ -278,8 +279,11 @@ def prepare_for_inference(pose_model: nn.Module,
     elif onednn and backend == 'export':
         raise ValueError('oneDNN linear layers are for eager PyTorch; an '
                          'exported graph runs its runtime\'s kernels')
-    if onednn:
-        use_onednn_linears(pose_model, fuse_gelu=True)
+    if onednn:  # compiled, inductor's own linear kernels where MKL is fast
+        use_onednn_linears(
+            pose_model,
+            fuse_gelu=True,
+            compiled_inference=resolve_linear_kernel('auto'))
     else:  # the model's own choice undone: plain layers for an export
         use_torch_linears(pose_model)
     if backend == 'export':  # the runtimes fuse SDPA's form (ONNX Attention)
