@@ -2,8 +2,9 @@
 
 The model classes compute GTPT and nothing else; what only makes inference
 faster lives here: BatchNorms folded into the layer before them, the stem's
-last channel shuffle dropped, its memory layout, and the tokenizer run in
-chunks of a large batch.
+channel shuffles moved into weights (the last one, or for an export all of
+the last stage's, ``shuffle_free_stage.py``), its memory layout, and the
+tokenizer run in chunks of a large batch.
 """
 from typing import Optional
 
@@ -227,16 +228,19 @@ def prepare_for_inference(pose_model: nn.Module,
                           onednn: Optional[bool] = None) -> nn.Module:
     """Rewrite a GTPT pose model for inference, in place, once.
 
-    Folds every BatchNorm of the backbone into the layer before it, drops
-    the stem's last channel shuffle (:func:`drop_final_shuffle`), and lays
+    Folds every BatchNorm of the backbone into the layer before it and lays
     the model out for the runtime. For eager PyTorch (and ``torch.compile``):
-    linear layers through oneDNN with the FFN's GELU in the same call,
-    channels-last stem weights and chunks of ``chunk`` images (the stem, the
-    patch embedding's BatchNorm and linear layer then run as one module in
-    ``backbone.stem``). For an exported graph: plain NCHW in one call, as its
-    runtime picks its own layout, plain linear layers, and attention in
-    SDPA's form (``write_onnx`` writes it as the fused ONNX ``Attention``
-    op, ``onnx_attention.py``; the TorchScript exporter writes it out). The
+    the stem's last channel shuffle dropped (:func:`drop_final_shuffle`),
+    linear layers through oneDNN with the FFN's GELU in the same call
+    (compiled for inference, inductor's own linear kernels where MKL is
+    fast: ``OneDNNLinear``), channels-last stem weights and chunks of
+    ``chunk`` images (the stem, the patch embedding's BatchNorm and linear
+    layer then run as one module in ``backbone.stem``). For an exported
+    graph: the stem's last stage without shuffles or splits
+    (:func:`cut_stem_shuffles`), plain NCHW in one call, as its runtime
+    picks its own layout, plain linear layers, and attention in SDPA's form
+    (``write_onnx`` writes it as the fused ONNX ``Attention`` op,
+    ``onnx_attention.py``; the TorchScript exporter writes it out). The
     rewritten model gives the same outputs (to float rounding) and can no
     longer be trained or load checkpoints.
 
