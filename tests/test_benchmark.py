@@ -136,3 +136,26 @@ def test_bad_arguments_are_refused():
         text=True,
         timeout=120)
     assert proc.returncode == 2 and '--rounds' in proc.stderr
+
+
+def test_compile_freezing_gets_graphs_of_its_own():
+    """Compiled after ``compile``, the same module would reuse that graph
+    (dynamo's cache ignores inductor's settings); behind ``FrozenGraphs``
+    it is traced again, with freezing on."""
+    import torch
+    import torch._inductor.config as inductor_config
+    from torch._dynamo.utils import counters
+    bench = load('benchmark')
+    module = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU())
+    x = torch.randn(2, 8)
+    torch._dynamo.reset()
+    with torch.no_grad():
+        torch.compile(module, dynamic=False)(x)
+        traced = counters['stats']['unique_graphs']
+        with inductor_config.patch(freezing=True):
+            torch.compile(module, dynamic=False)(x)  # the old way
+            assert counters['stats']['unique_graphs'] == traced
+            frozen = torch.compile(bench.FrozenGraphs(module), dynamic=False)
+            torch.testing.assert_close(frozen(x), module(x))
+        assert counters['stats']['unique_graphs'] == traced + 1
+    torch._dynamo.reset()
