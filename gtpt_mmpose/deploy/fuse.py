@@ -112,8 +112,8 @@ def drop_final_shuffle(backbone: nn.Module) -> None:
     else:
         raise TypeError(f'no final shuffle known in a {type(stem).__name__}')
     units[-1] = UnshuffledUnit(units[-1])
-    half = torch.arange(stem.out_channels)
     ch = stem.out_channels
+    half = torch.arange(ch)
     _permute_patch_channels(backbone,
                             2 * (half % (ch // 2)) + half // (ch // 2))
 
