@@ -99,6 +99,55 @@ def test_report_checks_every_target(tmp_path):
     assert work['median'] == pytest.approx(10 / 16)
     assert work['met'] is (abs(10 / 16 - 2.2 / 3.7) <= 0.05)
     assert rows['batch-32 / batch-1', 'gtpt-s eager']['met'] is True
+    # with a profile: the ratio no layout work can beat, glue taken out
+    result['profiles'] = [
+        dict(model=m, runtime=r, batch=1, glue_share=g)
+        for m, r, g in (('gtpt-s', 'onnxruntime', 0.25),
+                        ('rtmpose-m', 'onnxruntime', 0.05), ('gtpt-s',
+                                                             'compile', 0.1))
+    ]
+    rows = {(r['kind'], r['where']): r for r in report.ratios(result)}
+    floor = rows['gtpt-s without glue / rtmpose-m', 'onnxruntime batch 1']
+    assert floor['median'] == pytest.approx(13 / 12 * 0.75)
+    assert floor['bound'] is None
+    assert not any(k == 'gtpt-s without glue / rtmpose-m' and 'compile' in w
+                   for k, w in rows)
+
+
+def test_kernel_rates_finds_every_product_and_rebuilds_it_alone():
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    rates = load('kernel_rates')
+    f32 = TensorProto.FLOAT
+    w = numpy_helper.from_array(np.ones((8, 24), np.float32), 'w')
+    wt = numpy_helper.from_array(np.ones((8, 24), np.float32), 'wt')
+    b = numpy_helper.from_array(np.zeros(8, np.float32), 'b')
+    nodes = [
+        helper.make_node('MatMul', ['x', 'w'], ['q']),  # (1, 5, 24)
+        helper.make_node(
+            'Attention', ['q', 'q', 'q'], ['a'], q_num_heads=3,
+            kv_num_heads=3),
+        helper.make_node('Reshape', ['a', 'shape'], ['a2']),
+        helper.make_node('Gemm', ['a2', 'wt', 'b'], ['y'], transB=1),  # (N, K)
+    ]
+    shape = numpy_helper.from_array(np.array([5, 24], np.int64), 'shape')
+    graph = helper.make_graph(
+        nodes, 'g', [helper.make_tensor_value_info('x', f32, [1, 5, 8])],
+        [helper.make_tensor_value_info('y', f32, [5, 8])], [w, wt, b, shape])
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid('', 23)])
+    found = rates.products(model)
+    assert [s for _, s, _ in found] == [('linear', (5, 8, 24)),
+                                        ('attention', (1, 5, 5, 24, 3)),
+                                        ('linear', (5, 24, 8))]
+    assert [m for _, _, m in found] == [5 * 8 * 24, 2 * 5 * 5 * 24, 5 * 24 * 8]
+    for _, s, _ in found:
+        alone, feeds = rates.one_node_graph(s)
+        out = ort.InferenceSession(alone, providers=['CPUExecutionProvider'])
+        got = out.run(None, feeds)[0]
+        rows = s[1][0] if s[0] == 'linear' else s[1][1]
+        assert got.shape[-2] == rows and np.isfinite(got).all()
 
 
 def test_rtmpose_configs_are_made_offline():
