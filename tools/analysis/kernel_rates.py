@@ -15,8 +15,6 @@ Example::
     python tools/analysis/kernel_rates.py --variant s
 """
 import argparse
-import collections
-import json
 import os.path as osp
 import sys
 import tempfile
@@ -31,6 +29,7 @@ from onnx import TensorProto, helper, numpy_helper, shape_inference
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark import build_models, parse_args, timed_modules  # noqa: E402
+from op_profile import onnxruntime_node_seconds  # noqa: E402
 
 RUNTIMES = ('onnxruntime', 'openvino', 'openvino-bf16')
 Shape = Tuple[str, tuple]  # (op kind, its sizes)
@@ -155,32 +154,6 @@ def seconds(call: Callable[[], object], rounds: int = 7) -> float:
     return min(means)
 
 
-def in_graph_ms(path: str, image: np.ndarray, threads: int,
-                workdir: str) -> Dict[str, float]:
-    """ONNX Runtime's kernel ms per call of each node of the whole graph,
-    by the node's name in the file."""
-    from gtpt_mmpose.deploy import open_session
-    calls = 20
-    run = open_session(
-        path,
-        'onnxruntime',
-        threads,
-        profile_prefix=osp.join(workdir, 'profile'))
-    for _ in range(calls + 1):
-        run(image)
-    with open(run.session.end_profiling()) as f:
-        events = json.load(f)
-    runs = sorted(
-        e['ts'] for e in events
-        if e.get('cat') == 'Session' and e.get('name') == 'model_run')
-    ms: Dict[str, float] = collections.defaultdict(float)
-    for e in events:
-        if (e.get('cat') == 'Node' and e['name'].endswith('_kernel_time')
-                and e['ts'] >= runs[1]):
-            ms[e['name'][:-len('_kernel_time')]] += e['dur'] * 1e-3 / calls
-    return ms
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--variant', default='s', choices=['t', 's', 'b'])
@@ -200,7 +173,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         path = osp.join(workdir, f'{name}.onnx')
         write_onnx(module, image, path, FUSED_ATTENTION_OPSET)
         nodes = products(onnx.load(path))
-        profiled = in_graph_ms(path, image.numpy(), args.threads, workdir)
+        profiled = {  # ms per call of each node of the whole graph
+            node: seconds * 1e3
+            for node, (_, seconds) in onnxruntime_node_seconds(
+                path, image.numpy(), args.threads, 20, workdir).items()
+        }
     shapes = sorted({s for _, s, _ in nodes})
     alone: Dict[Tuple[str, Shape], float] = {}
     for rt in args.runtimes:

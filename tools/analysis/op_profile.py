@@ -11,7 +11,7 @@ benchmark.py --profile.
 import collections
 import json
 import os.path as osp
-from typing import Callable, Dict
+from typing import Callable, Dict, Tuple
 
 KINDS = ('matrix', 'conv', 'glue', 'other')
 
@@ -137,9 +137,10 @@ def torch_op_seconds(call: Callable[[], object],
     }
 
 
-def onnxruntime_op_seconds(path: str, image, threads: int, calls: int,
-                           workdir: str) -> Dict[str, float]:
-    """Kernel seconds per call of every ONNX Runtime op type."""
+def onnxruntime_node_seconds(path: str, image, threads: int, calls: int,
+                             workdir: str) -> Dict[str, Tuple[str, float]]:
+    """Node name -> (op type, kernel seconds per call), ONNX Runtime's
+    profile; a fused node is named '<first node>/<fusion>'."""
     from gtpt_mmpose.deploy import open_session
     run = open_session(
         path,
@@ -153,11 +154,23 @@ def onnxruntime_op_seconds(path: str, image, threads: int, calls: int,
     runs = sorted(
         e['ts'] for e in events
         if e.get('cat') == 'Session' and e.get('name') == 'model_run')
-    seconds: Dict[str, float] = collections.defaultdict(float)
+    nodes: Dict[str, Tuple[str, float]] = {}
     for e in events:  # node events after the first (warm-up) run
         if (e.get('cat') == 'Node' and e['name'].endswith('_kernel_time')
                 and e['ts'] >= runs[1]):
-            seconds[e['args']['op_name']] += e['dur'] * 1e-6 / calls
+            name = e['name'][:-len('_kernel_time')]
+            seconds = nodes.get(name, ('', 0.0))[1] + e['dur'] * 1e-6 / calls
+            nodes[name] = (e['args']['op_name'], seconds)
+    return nodes
+
+
+def onnxruntime_op_seconds(path: str, image, threads: int, calls: int,
+                           workdir: str) -> Dict[str, float]:
+    """Kernel seconds per call of every ONNX Runtime op type."""
+    seconds: Dict[str, float] = collections.defaultdict(float)
+    for op, s in onnxruntime_node_seconds(path, image, threads, calls,
+                                          workdir).values():
+        seconds[op] += s
     return dict(seconds)
 
 
