@@ -201,7 +201,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sum(alone[rt, s] for _, s, _ in mine) for rt in args.runtimes
         ]
         print(f'| {kind} | {len(mine)} | {macs / 1e6:.0f} | ' +
-              ' | '.join(f'{ms:.2f} ({macs / ms / 1e6:.0f})'
+              ' | '.join(f'{ms:.2f} ({macs / ms / 1e6:.0f})' if ms else '-'
                          for ms in cells) + ' |')
     print('\nby shape, GMAC/s alone (' + ', '.join(args.runtimes) + '):')
     for shape in shapes:
