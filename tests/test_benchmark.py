@@ -100,11 +100,14 @@ def test_report_checks_every_target(tmp_path):
     assert work['met'] is (abs(10 / 16 - 2.2 / 3.7) <= 0.05)
     assert rows['batch-32 / batch-1', 'gtpt-s eager']['met'] is True
     # with a profile: the ratio no layout work can beat, glue taken out
+    shares = {
+        ('gtpt-s', 'onnxruntime'): 0.25,
+        ('rtmpose-m', 'onnxruntime'): 0.05,
+        ('gtpt-s', 'compile'): 0.1,
+    }
     result['profiles'] = [
         dict(model=m, runtime=r, batch=1, glue_share=g)
-        for m, r, g in (('gtpt-s', 'onnxruntime', 0.25),
-                        ('rtmpose-m', 'onnxruntime', 0.05), ('gtpt-s',
-                                                             'compile', 0.1))
+        for (m, r), g in shares.items()
     ]
     rows = {(r['kind'], r['where']): r for r in report.ratios(result)}
     floor = rows['gtpt-s without glue / rtmpose-m', 'onnxruntime batch 1']
