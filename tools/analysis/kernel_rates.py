@@ -174,8 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         write_onnx(module, image, path, FUSED_ATTENTION_OPSET)
         nodes = products(onnx.load(path))
         profiled = {  # ms per call of each node of the whole graph
-            node: seconds * 1e3
-            for node, (_, seconds) in onnxruntime_node_seconds(
+            node: s * 1e3
+            for node, (_, s) in onnxruntime_node_seconds(
                 path, image.numpy(), args.threads, 20, workdir).items()
         }
     shapes = sorted({s for _, s, _ in nodes})
