@@ -111,12 +111,12 @@ def check_gtpt_weights_on_load() -> None:
     ``PretrainedInit``, the inferencer) looks ``load_state_dict`` up in
     ``mmengine.runner.checkpoint`` when it runs; the wrapper first checks
     every GTPT backbone and head in the module
-    (:func:`~gtpt_mmpose.utils.checkpoint_fit.check_gtpt_modules_fit`).
+    (:func:`~gtpt_mmpose.models.checkpoint_fit.check_gtpt_modules_fit`).
     """
     import mmengine.runner
     from mmengine.runner import checkpoint
 
-    from .utils.checkpoint_fit import check_gtpt_modules_fit
+    from .models.checkpoint_fit import check_gtpt_modules_fit
     original = checkpoint.load_state_dict
     if getattr(original, 'gtpt_checked', False):
         return

@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import config_file
 
-from gtpt_mmpose.utils.checkpoint_fit import CheckpointMismatchError
+from gtpt_mmpose.models.checkpoint_fit import CheckpointMismatchError
 
 
 def init(config: str, checkpoint: str):

@@ -58,7 +58,7 @@ def test_check_gtpt_weights_on_load(converted, monkeypatch):
     from mmengine.runner import checkpoint
     from mmpose.apis import init_model
 
-    from gtpt_mmpose.utils.checkpoint_fit import CheckpointMismatchError
+    from gtpt_mmpose.models.checkpoint_fit import CheckpointMismatchError
     body = converted('gtpt-t_coco')
     monkeypatch.setattr(checkpoint, 'load_state_dict',
                         checkpoint.load_state_dict.__wrapped__)

@@ -7,22 +7,18 @@ import torch
 import torch.nn as nn
 from conftest import config_file
 
-from gtpt_mmpose.deploy import BatchChunks, ImageToSimCC, prepare_for_inference
-from gtpt_mmpose.deploy.fuse import (ConvPatchEmbed, UnshuffledUnit,
-                                     fold_conv_batchnorms)
+from gtpt_mmpose.deploy import (BatchChunks, ImageToSimCC, InferencePlan,
+                                inference_plan, prepare_for_inference)
+from gtpt_mmpose.deploy.fuse import fold_conv_batchnorms
+from gtpt_mmpose.deploy.onednn_linear import OneDNNLinear
 from gtpt_mmpose.deploy.onnx_attention import (HeadsInChannelsAttention,
                                                HeadsInChannelsGroupAttention,
                                                heads_in_channels)
 from gtpt_mmpose.deploy.shuffle_free_stage import ShuffleFreeStage, plan_pieces
-from gtpt_mmpose.models.backbones.onednn_linear import (
-    OneDNNLinear, onednn_linear_available, use_onednn_linears)
 from gtpt_mmpose.models.backbones.shufflenet_stem import (ShuffleStem,
                                                           UShapedShuffleStem)
 from gtpt_mmpose.models.backbones.transformer import (Attention, Block,
                                                       GroupAttention)
-
-needs_onednn = pytest.mark.skipif(
-    not onednn_linear_available(), reason='this PyTorch has no oneDNN')
 
 
 def build(name: str):
@@ -40,45 +36,67 @@ def build(name: str):
 
 
 @pytest.mark.parametrize('arch', ['t', 'b'])  # B: a BN after PixelShuffle
-@pytest.mark.parametrize('backend', ['eager', 'export'])
+@pytest.mark.parametrize('plan', [
+    InferencePlan(4, True),
+    InferencePlan(None, False),
+])
 def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
-        arch, backend):
+        arch, plan):
     model = build(f'gtpt-{arch}_coco-wholebody')
     x = torch.randn(5, 3, 256, 192)
     with torch.no_grad():
         ref = ImageToSimCC(model)(x)
-        prepared = prepare_for_inference(copy.deepcopy(model), backend)
+        prepared = prepare_for_inference(copy.deepcopy(model), plan=plan)
         got = ImageToSimCC(prepared)(x)
     assert not any(
         isinstance(m, nn.BatchNorm2d) for m in prepared.backbone.modules())
-    # the stem's shuffles go into weights: the last one (eager) or all of
-    # its last stage's (export), the patch embedding reading the new order
+    # the last stage's shuffles go into weights, the patch embedding reading
+    # the new order
     kinds = [type(m) for m in prepared.backbone.modules()]
-    expected = UnshuffledUnit if backend == 'eager' else ShuffleFreeStage
-    assert kinds.count(expected) == 1
-    assert UnshuffledUnit not in kinds or ShuffleFreeStage not in kinds
+    assert kinds.count(ShuffleFreeStage) == 1
     stem = prepared.backbone.stem
-    conv = next(m for m in stem.modules() if isinstance(m, nn.Conv2d))
-    linears = [m for m in prepared.modules() if isinstance(m, nn.Linear)]
-    if backend == 'eager':  # the tokenizer in chunks, channels-last weights
+    linears = [
+        m for m in prepared.backbone.modules() if isinstance(m, nn.Linear)
+    ]
+    onednn = [m for m in linears if isinstance(m, OneDNNLinear)]
+    if plan.tokenizer_chunk:  # the tokenizer as one module, in chunks
         assert isinstance(stem, BatchChunks) and stem.size == 4
-        assert all(isinstance(m, OneDNNLinear)
-                   for m in linears) == onednn_linear_available()
         assert isinstance(prepared.backbone.patch_embed, nn.Identity)
-        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     else:
         assert not isinstance(stem, BatchChunks)
-        assert conv.weight.is_contiguous()
-        assert not any(isinstance(m, OneDNNLinear) for m in linears)
-        assert all(m.attn.impl == 'sdpa'  # exported as ONNX Attention
-                   for m in prepared.backbone.modules()
-                   if isinstance(m, Block))
+    # oneDNN: every layer of the blocks and the patch embedding (12 blocks,
+    # 4 linear layers each), none else
+    assert len(onednn) == (49 if plan.onednn_linears else 0)
     with pytest.raises(ValueError, match='already prepared'):
-        prepare_for_inference(prepared, backend)
+        prepare_for_inference(prepared)
     for g, r in zip(got, ref):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-4)
     assert model.backbone.patch_norm.training is False  # original untouched
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.backbone.modules())
+
+
+def test_the_plan_follows_the_device_the_model_is_on(monkeypatch):
+    """Chunks and oneDNN are CPU tricks: a model on a GPU (read from its
+    weights, not from the host) and an exported graph get neither."""
+    import gtpt_mmpose.deploy.prepare as prepare
+    monkeypatch.setattr(prepare, 'mkl_is_slow', lambda: True)
+    assert inference_plan('cpu') == InferencePlan(4, True)
+    assert inference_plan(torch.device('cuda',
+                                       1)) == InferencePlan(None, False)
+    assert inference_plan('cpu', 'export') == InferencePlan(None, False)
+    monkeypatch.setattr(prepare, 'mkl_is_slow', lambda: False)
+    assert inference_plan('cpu') == InferencePlan(4, False)
+    seen = []
+    real_plan = prepare.inference_plan
+    monkeypatch.setattr(
+        prepare, 'inference_plan',
+        lambda d, b: seen.append(torch.device(d)) or real_plan('cuda', b))
+    model = prepare_for_inference(build('gtpt-t_coco'))
+    assert seen == [torch.device('cpu')]  # asked with the weights' device
+    assert not isinstance(model.backbone.stem, BatchChunks)  # and obeyed
+    with pytest.raises(ValueError, match='whole batches'):
+        prepare_for_inference(
+            build('gtpt-t_coco'), 'export', InferencePlan(4, False))
 
 
 @pytest.mark.parametrize('widths, shuffled, units', [([64, 64], True, 3),
@@ -128,15 +146,6 @@ def test_shuffle_free_stage_is_the_stage_with_its_channels_reordered(stem):
     assert len(free.out_order) == ref.shape[1]
 
 
-def test_patch_embedding_as_a_strided_convolution_is_the_same():
-    model = build('gtpt-t_coco')
-    f = torch.randn(2, 128, 64, 48)
-    embed = model.backbone.patch_embed
-    with torch.no_grad():
-        torch.testing.assert_close(
-            ConvPatchEmbed(embed)(f), embed(f), rtol=1e-5, atol=1e-5)
-
-
 def test_batch_chunks_run_a_module_on_parts_of_the_batch():
     calls = []
     inner = nn.Identity()
@@ -153,7 +162,7 @@ def test_prepare_refuses_a_model_that_is_not_gtpt():
         head=dict(type='HeatmapHead', in_channels=512, out_channels=17))
     with pytest.raises(TypeError, match='needs a GTPT backbone'):
         prepare_for_inference(model)
-    with pytest.raises(ValueError, match="backend must be 'eager' or"):
+    with pytest.raises(ValueError, match='backend must be one of'):
         prepare_for_inference(build('gtpt-t_coco'), 'tensorrt')
 
 
@@ -168,39 +177,6 @@ def test_the_prepared_model_compiles_without_graph_breaks():
     assert explained.graph_count == 1
 
 
-@needs_onednn
-def test_onednn_linears_compute_the_same_layer_in_every_mode():
-    """oneDNN runs float32 on the CPU (the FFN's GELU in the same call); under
-    bf16 autocast the layer takes PyTorch's own path; torch.compile, with and
-    without freezing, runs it too (its oneDNN fusion pass asserts frozen
-    weights, torch 2.13)."""
-    import torch._inductor.config as inductor_config
-    torch.manual_seed(0)
-    block = Block(48, 4, 3).eval()
-    fast = copy.deepcopy(block)
-    assert use_onednn_linears(fast, fuse_gelu=True) == 4  # fc1 with GELU
-    assert isinstance(fast.ffn.act, nn.Identity)
-    x = torch.randn(2, 7, 48)
-
-    def run(m, autocast=False):
-        with torch.no_grad(), torch.autocast('cpu', enabled=autocast):
-            return m.ffn_residual(m.attention_residual(x)[0])
-
-    torch.testing.assert_close(run(fast), run(block), rtol=1e-5, atol=1e-5)
-    assert torch.equal(run(fast, True), run(block, True))
-    for freezing in (False, True):
-        torch._dynamo.reset()
-        with inductor_config.patch(freezing=freezing):
-            compiled = torch.compile(run)
-            torch.testing.assert_close(
-                compiled(fast), run(block), rtol=1e-5, atol=1e-5)
-
-
-def test_onednn_linears_are_refused_for_an_exported_graph():
-    with pytest.raises(ValueError, match='for eager PyTorch'):
-        prepare_for_inference(build('gtpt-t_coco'), 'export', onednn=True)
-
-
 @pytest.mark.parametrize('shared_slots', [(2, 3, 4, 5), (0, 5, 6, 11)])
 def test_heads_in_channels_attention_gives_the_same_outputs_and_logits(
         shared_slots):
@@ -211,14 +187,16 @@ def test_heads_in_channels_attention_gives_the_same_outputs_and_logits(
     plain = Attention(48, 4).eval()
     group = GroupAttention(48, 4, 4, shared_slots).eval()  # 3 groups, 4 slots
     x, xg = torch.randn(2, 9, 48), torch.randn(2, 3, 10, 48)
+    blocks = nn.ModuleList([Block(48, 4, 3), Block(48, 4, 3, 4, shared_slots)])
+    blocks[0].attn, blocks[1].attn = plain, group
     with torch.no_grad():
         expected = [plain(x, 3), group(xg, 2), plain(x), group(xg)]
-        with heads_in_channels(nn.Sequential(plain, group)):
-            assert type(plain) is HeadsInChannelsAttention
-            assert type(group) is HeadsInChannelsGroupAttention
-            got = [plain(x, 3), group(xg, 2), plain(x), group(xg)]
-    assert type(plain) is Attention and type(group) is GroupAttention
-    assert not hasattr(plain, 'qkv_weights_t')
+        with heads_in_channels(blocks):
+            assert type(blocks[0].attn) is HeadsInChannelsAttention
+            assert type(blocks[1].attn) is HeadsInChannelsGroupAttention
+            attn = [b.attn for b in blocks]
+            got = [attn[0](x, 3), attn[1](xg, 2), attn[0](x), attn[1](xg)]
+    assert blocks[0].attn is plain and blocks[1].attn is group
     for (out, logits), (ref_out, ref_logits) in zip(got, expected):
         torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
         if ref_logits is None:
@@ -233,4 +211,3 @@ def test_heads_in_channels_restores_the_modules_after_an_error():
         with heads_in_channels(model):
             raise RuntimeError('inside')
     assert type(model.attn) is Attention
-    assert not hasattr(model.attn, 'qkv_weights_t')

@@ -13,8 +13,8 @@ import pytest
 import torch
 from conftest import MINI_DATA, config_file, python_env
 
-from gtpt_mmpose.utils.mmpose_tools import preflight
-from gtpt_mmpose.utils.run_checks import RunSetupError
+from gtpt_mmpose.engine.run_checks import RunSetupError
+from gtpt_mmpose.launcher import preflight
 
 
 def mim(*args, cwd, env=None, timeout=900) -> subprocess.CompletedProcess:
@@ -164,7 +164,7 @@ def test_every_config_finds_its_data_with_or_without_the_slash(
 
     from mmengine.config import Config
 
-    from gtpt_mmpose.utils.run_checks import data_paths
+    from gtpt_mmpose.engine.run_checks import data_paths
     monkeypatch.setenv('GTPT_DATA_ROOT', MINI_DATA + slash)
     paths = glob.glob(config_file('gtpt-*'))
     assert len(paths) == 8

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from conftest import config_file
 from mmengine.config import Config
 
-from gtpt_mmpose.utils.flops import count_flops
+from gtpt_mmpose.analysis.flops import count_flops
 
 # authors-convention GFLOPs (thop, authors' eval model, 1x3x256x192) and
 # trainable parameters of one branch (spec §12; the README rounds them to

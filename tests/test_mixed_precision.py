@@ -12,7 +12,7 @@ import torch
 from conftest import config_file
 from mini_runner import make_runner
 
-from gtpt_mmpose.utils.mmpose_tools import mmpose_tool
+from gtpt_mmpose.launcher import mmpose_tool
 
 
 def build(name: str):

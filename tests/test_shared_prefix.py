@@ -58,11 +58,10 @@ def two_pass(backbone):
 
 
 @pytest.mark.parametrize('name', ['gtpt-t_coco-wholebody', 'gtpt-t_coco'])
-@pytest.mark.parametrize('attention', ['sdpa', 'matmul'])
 def test_shared_prefix_gives_the_two_pass_losses_and_gradients(
-        name, attention, monkeypatch):
+        name, monkeypatch):
     # one joint backward: the loss goes through the backbone's forward
-    model = build(name, unpruned_first=False, attention=attention)
+    model = build(name, unpruned_first=False)
     backbone = model.backbone
     assert backbone.split_layer == 3  # prune #1 opens coarse layer 3's FFN
     x, samples = batch(backbone.num_keypoints)

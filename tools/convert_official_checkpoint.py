@@ -49,7 +49,7 @@ def check_against_model(state: 'OrderedDict[str, torch.Tensor]',
     from mmpose.registry import MODELS
     from mmpose.utils import register_all_modules
 
-    from gtpt_mmpose.utils.checkpoint_fit import check_weights_fit
+    from gtpt_mmpose.models.checkpoint_fit import check_weights_fit
 
     register_all_modules()
     model = MODELS.build(Config.fromfile(config).model)

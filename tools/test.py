@@ -3,7 +3,7 @@
 gtpt_mmpose`` runs)."""
 import sys
 
-from gtpt_mmpose.utils.mmpose_tools import run_mmpose_tool
+from gtpt_mmpose.launcher import run_mmpose_tool
 
 if __name__ == '__main__':
     sys.exit(run_mmpose_tool('test.py', sys.argv[1:]))

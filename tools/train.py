@@ -9,7 +9,7 @@ and give DDP ``device_ids``; here the gloo process group is made first
 """
 import sys
 
-from gtpt_mmpose.utils.mmpose_tools import run_mmpose_tool
+from gtpt_mmpose.launcher import run_mmpose_tool
 
 if __name__ == '__main__':
     sys.exit(run_mmpose_tool('train.py', sys.argv[1:]))

@@ -6,7 +6,7 @@ from typing import Dict, Mapping, Tuple
 
 import torch
 
-from ..utils.checkpoint_fit import gtpt_variant
+from ..models.checkpoint_fit import gtpt_variant
 from ..utils.safe_checkpoint import load_checkpoint_file
 
 _BLOCK = {'layers': 'coarse_blocks', 'group_layers': 'group_blocks'}

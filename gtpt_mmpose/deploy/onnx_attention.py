@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..models.backbones.transformer import Attention, GroupAttention
+from ..models.backbones.transformer import Attention, Block, GroupAttention
 
 
 @torch.library.custom_op(
@@ -63,67 +63,83 @@ def _head_logits(q: Tensor, k: Tensor, scale: float, num_heads: int) -> Tensor:
     return (q @ k) * scale  # (..., heads, Nq, d) @ (..., heads, d, Nk)
 
 
-def _qkv(module: Attention, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """q, k and v as three products with the thirds of the qkv weight that
-    :func:`heads_in_channels` prepared: no Split of one wide product (a copy
-    in the runtimes)."""
-    return tuple(x @ w for w in module.qkv_weights_t)
+class HeadsInChannelsAttention(nn.Module):
+    """An :class:`Attention` computed with q, k and v kept as (B, N, C).
 
+    q, k and v come from three products with the thirds of the qkv weight,
+    transposed once here (copies: edit no weight while this module is in
+    use), not from a Split of one wide product (a copy in the runtimes).
 
-class HeadsInChannelsAttention(Attention):
-    """:class:`Attention` with q, k and v kept as (B, N, C)."""
+    Args:
+        attn (Attention): The attention it computes; its ``proj`` is used
+            as it is.
+    """
+
+    def __init__(self, attn: Attention) -> None:
+        super().__init__()
+        self.attn = attn
+        self.qkv_weights_t = tuple(w.detach().t().contiguous()
+                                   for w in attn.qkv.weight.chunk(3))
+
+    def project(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """(..., N, C) -> q, k, v, each (..., N, C)."""
+        return tuple(x @ w for w in self.qkv_weights_t)
 
     def forward(self,
                 x: Tensor,
                 score_rows: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
-        q, k, v = _qkv(self, x)  # (B, N, C) each
-        out = attention_heads_in_channels(q, k, v, self.num_heads, self.scale)
-        logits = _head_logits(q[:, :score_rows], k[:, score_rows:], self.scale,
-                              self.num_heads) if score_rows else None
-        return self.proj(out), logits
+        attn = self.attn
+        q, k, v = self.project(x)  # (B, N, C) each
+        out = attention_heads_in_channels(q, k, v, attn.num_heads, attn.scale)
+        logits = _head_logits(q[:, :score_rows], k[:, score_rows:], attn.scale,
+                              attn.num_heads) if score_rows else None
+        return attn.proj(out), logits
 
 
-class HeadsInChannelsGroupAttention(GroupAttention):
-    """:class:`GroupAttention` with q, k and v kept as (B, G, L, C)."""
+class HeadsInChannelsGroupAttention(HeadsInChannelsAttention):
+    """A :class:`GroupAttention` computed with q, k and v kept as (B, G, L,
+    C)."""
 
     def forward(self,
                 x: Tensor,
                 score_rows: int = 0) -> Tuple[Tensor, Optional[Tensor]]:
+        attn = self.attn
         b, g, n, c = x.shape
-        s = self.num_slots
-        q, k, v = _qkv(self, x)  # (B, G, L, C) each
+        s = attn.num_slots
+        q, k, v = self.project(x)  # (B, G, L, C) each
         out = attention_heads_in_channels(
             q.flatten(0, 1),
-            self._with_shared_slots(k).flatten(0, 1),
-            self._with_shared_slots(v).flatten(0, 1), self.num_heads,
-            self.scale)
-        logits = _head_logits(q[:, :, :score_rows], k[:, :, s:], self.scale,
-                              self.num_heads) if score_rows else None
-        return self.proj(out.view(b, g, n, c)), logits
+            attn.with_shared_slots(k).flatten(0, 1),
+            attn.with_shared_slots(v).flatten(0, 1), attn.num_heads,
+            attn.scale)
+        logits = _head_logits(q[:, :, :score_rows], k[:, :, s:], attn.scale,
+                              attn.num_heads) if score_rows else None
+        return attn.proj(out.view(b, g, n, c)), logits
 
 
-_HEADS_IN_CHANNELS = {
-    Attention: HeadsInChannelsAttention,
-    GroupAttention: HeadsInChannelsGroupAttention
-}
+def _heads_in_channels(attn: nn.Module) -> Optional[nn.Module]:
+    """The heads-in-channels form of a GTPT attention, or None."""
+    if isinstance(attn, GroupAttention):
+        return HeadsInChannelsGroupAttention(attn)
+    if isinstance(attn, Attention):
+        return HeadsInChannelsAttention(attn)
+    return None
 
 
 @contextlib.contextmanager
 def heads_in_channels(model: nn.Module) -> Iterator[nn.Module]:
-    """Within the block, every ``Attention`` and ``GroupAttention`` of
-    ``model`` keeps its heads in the channels and projects q, k and v with
-    copies of its qkv weight's thirds (same parameters and outputs; edit no
-    weight inside the block); on exit they are as they were."""
-    swapped = [(m, type(m)) for m in model.modules()
-               if type(m) in _HEADS_IN_CHANNELS]
+    """Within the block, the ``attn`` of every GTPT block in ``model``
+    keeps its heads in the channels (same parameters and outputs; edit no
+    weight inside the block); on exit each ``attn`` is the original
+    again."""
+    swapped = []
+    for block in [m for m in model.modules() if isinstance(m, Block)]:
+        new = _heads_in_channels(block.attn)
+        if new is not None:
+            swapped.append((block, block.attn))
+            block.attn = new
     try:
-        for module, cls in swapped:  # a subclass that only adds methods
-            module.__class__ = _HEADS_IN_CHANNELS[cls]
-            # (C, C) each, transposed once here rather than in the graph
-            module.qkv_weights_t = tuple(w.detach().t().contiguous()
-                                         for w in module.qkv.weight.chunk(3))
         yield model
     finally:
-        for module, cls in swapped:
-            module.__class__ = cls
-            module.__dict__.pop('qkv_weights_t', None)
+        for block, attn in swapped:
+            block.attn = attn

@@ -11,8 +11,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 
-from ..utils.run_checks import RunSetupError
 from ..utils.safe_checkpoint import load_checkpoint_file
+from .run_checks import RunSetupError
 
 # the only weights a whole-body GTPT has that a body GTPT lacks
 NEW_IN_STAGE2 = ('backbone.part_token', 'backbone.dense_keypoint_token')

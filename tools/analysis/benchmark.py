@@ -153,7 +153,7 @@ def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else what ``platform``
     knows: the benchmarks' figures depend on it (MKL picks its kernels by
     vendor)."""
-    from gtpt_mmpose.utils.cpu_info import cpuinfo_field
+    from gtpt_mmpose.deploy.cpu_info import cpuinfo_field
     return cpuinfo_field('model name') or platform.processor() \
         or platform.machine()
 
@@ -200,7 +200,7 @@ def timed_modules(models: Dict[str, nn.Module], unpruned: bool,
 
 def gflops(module: nn.Module) -> Dict[str, float]:
     """GFLOPs (multiply-accumulates) of one image, both conventions."""
-    from gtpt_mmpose.utils.flops import count_flops
+    from gtpt_mmpose.analysis.flops import count_flops
     with torch.no_grad():
         counts = count_flops(module, (torch.zeros(1, 3, 256, 192), ))
     return dict(

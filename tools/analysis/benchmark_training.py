@@ -36,7 +36,6 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from gtpt_mmpose.models import GTPTPoseEstimator
-from gtpt_mmpose.models.backbones.transformer import ATTENTION_IMPLS
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import op_profile  # noqa: E402
@@ -75,8 +74,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument(
         '--attention',
         nargs='+',
-        default=['auto'],
-        choices=ATTENTION_IMPLS,
+        default=['sdpa'],
+        choices=['sdpa'],
         help="GTPT's attention kernels to time (each its own model)")
     p.add_argument('--no-memory', action='store_true')
     p.add_argument(
@@ -109,8 +108,7 @@ def build(name: str, attention: str, device: str) -> torch.nn.Module:
     else:
         cfg = Config.fromfile(
             config_path(f'{name.split()[0]}_coco-wholebody')).model
-        cfg.backbone.update(
-            attention=attention, unpruned_pass='pruned-only' not in name)
+        cfg.backbone.update(unpruned_pass='pruned-only' not in name)
     return REGISTRY.build(cfg).to(device).train()
 
 

@@ -21,8 +21,8 @@ from mmpose.registry import MODELS
 from mmpose.utils import register_all_modules
 
 import gtpt_mmpose  # noqa: F401  (registers GTPT's modules)
+from gtpt_mmpose.analysis.flops import count_flops
 from gtpt_mmpose.utils.config_paths import config_path
-from gtpt_mmpose.utils.flops import count_flops
 
 
 def parse_args() -> argparse.Namespace:

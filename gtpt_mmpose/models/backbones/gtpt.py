@@ -15,8 +15,6 @@ from mmpose.registry import MODELS
 from torch import Tensor
 
 from ...datasets.wholebody_layout import NUM_BODY_KEYPOINTS
-from .onednn_linear import (LINEAR_KERNELS, resolve_linear_kernel,
-                            use_onednn_linears)
 from .patch_embed import PatchEmbed
 from .shufflenet_stem import ShuffleStem, UShapedShuffleStem
 from .token_layout import STAGE_LAYERS, GroupLayout, PruningPlan
@@ -81,22 +79,24 @@ class GTPT(BaseModule):
         depth (Tuple[int, int]): Coarse and fine layers.
         unpruned_pass (bool): In training mode also run the unpruned path
             (for the Global Perceived loss). Eval mode runs the pruned path.
-        attention (str): How attention is computed, see
-            :data:`~.transformer.ATTENTION_IMPLS`.
-        linear_kernel (str): How the linear layers run on CPUs, one of
-            :data:`~.onednn_linear.LINEAR_KERNELS`; ``'auto'`` picks the
-            faster for training on this CPU (MKL on Intel, oneDNN
-            elsewhere); ``'onednn'`` falls back to ``'torch'`` where PyTorch
-            has no oneDNN, and on GPUs.
-        stem_channels_last (bool): Store the stem's convolution weights
-            channels-last, oneDNN's fast layout for depthwise and 1x1
-            convolutions on CPUs; its activations follow the weights.
         init_cfg (dict, optional): MMEngine initialisation config.
 
     Returns from ``forward``:
         tuple: ``(tokens,)`` in eval mode, ``(tokens, unpruned_tokens)`` in
         training mode with ``unpruned_pass``; each (B, num_keypoints,
         embed_dims), in the data set's keypoint order.
+
+    Inference rewrites (``gtpt_mmpose.deploy``) may replace these submodules
+    by any module with the same contract, and nothing else:
+
+    * ``stem``, ``patch_norm``, ``patch_embed``, applied in that order:
+      (B, 3, H, W) images -> (B, N, C) visual tokens together;
+    * each block's ``attn``: ``(x, score_rows) -> (out, logits)`` as
+      :class:`~.transformer.Attention` and
+      :class:`~.transformer.GroupAttention`; or only its ``qkv`` and
+      ``proj`` layers, by modules computing the same function of the same
+      ``weight`` and ``bias``;
+    * each block's ``ffn``: (..., C) -> (..., C).
     """
 
     def __init__(self,
@@ -109,9 +109,6 @@ class GTPT(BaseModule):
                  mlp_ratio: int = 3,
                  depth: Tuple[int, int] = (6, 6),
                  unpruned_pass: bool = True,
-                 attention: str = 'auto',
-                 linear_kernel: str = 'auto',
-                 stem_channels_last: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if arch not in ARCH_SETTINGS:
@@ -122,9 +119,6 @@ class GTPT(BaseModule):
                                             for r in keep_ratios):
             raise ValueError('keep_ratios must be four values in (0, 1], '
                              f'got {keep_ratios}')
-        if linear_kernel not in LINEAR_KERNELS:
-            raise ValueError(f'linear_kernel must be one of {LINEAR_KERNELS}'
-                             f', got {linear_kernel!r}')
         w, h = input_size
         cell = (STEM_STRIDE * PATCH_SIZE[0], STEM_STRIDE * PATCH_SIZE[1])
         if h % cell[0] or w % cell[1]:
@@ -160,11 +154,10 @@ class GTPT(BaseModule):
                 torch.zeros(1, len(layout.dense_table_index), dims))
         # encoders (spec §2, §4)
         self.coarse_blocks = nn.ModuleList(
-            Block(dims, num_heads, mlp_ratio, attention=attention)
-            for _ in range(depth[0]))
+            Block(dims, num_heads, mlp_ratio) for _ in range(depth[0]))
         self.group_blocks = nn.ModuleList(
             Block(dims, num_heads, mlp_ratio, layout.num_slots,
-                  layout.shared_slots(), attention) for _ in range(depth[1]))
+                  layout.shared_slots()) for _ in range(depth[1]))
         # coarse-to-fine (spec §3.2): a sigmoid channel mask per group
         self.group_mask = nn.Sequential(
             nn.Linear(dims, dims // 2), nn.ReLU(inplace=True),
@@ -196,10 +189,6 @@ class GTPT(BaseModule):
             set(self.plans['pruned'].coarse_keep)
             ^ set(self.plans['unpruned'].coarse_keep),
             default=depth[0])
-        if stem_channels_last:
-            self.stem.to(memory_format=torch.channels_last)
-        if resolve_linear_kernel(linear_kernel) == 'onednn':
-            use_onednn_linears(self)
 
     def init_weights(self) -> None:
         """The authors' initialisation from scratch (spec §9.1), unless an

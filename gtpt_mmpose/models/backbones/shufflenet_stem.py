@@ -5,7 +5,7 @@ They follow the authors' blocks exactly: every convolution has a bias and
 there is no max-pool (quirk Q8), unlike MMPose's ``ShuffleNetV2``, so the
 authors' weights load one to one.
 """
-from typing import List, Tuple
+from typing import List
 
 import torch
 import torch.nn as nn
@@ -16,50 +16,9 @@ def concat_shuffle(a: Tensor, b: Tensor) -> Tensor:
     """``channel_shuffle(cat((a, b), 1), groups=2)`` as one copy: output
     channel ``2j + g`` is channel ``j`` of input ``g``.
 
-    (B, C, H, W) twice -> (B, 2C, H, W), in the memory format of ``b``.
+    (B, C, H, W) twice -> (B, 2C, H, W).
     """
-    if b.is_contiguous(memory_format=torch.channels_last):
-        if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
-            return _InterleaveChannels.apply(a, b)
-        return _interleave_channels(a, b)
-    n, c, h, w = b.shape  # (B, C, 2, H, W): one concatenation, no shuffle
-    return torch.stack((a, b), dim=2).view(n, 2 * c, h, w)
-
-
-def _interleave_channels(a: Tensor, b: Tensor) -> Tensor:
-    """:func:`concat_shuffle` of channels-last maps: two strided copies into
-    (B, H, W, C, 2), a third faster than stack's element interleave when
-    channels are the innermost axis."""
-    n, c, h, w = b.shape
-    nhwc = b.new_empty(n, h, w, c, 2)
-    nhwc[..., 0] = a.permute(0, 2, 3, 1)
-    nhwc[..., 1] = b.permute(0, 2, 3, 1)
-    return nhwc.flatten(3).permute(0, 3, 1, 2)
-
-
-class _InterleaveChannels(torch.autograd.Function):
-    """:func:`_interleave_channels` with a backward of two strided copies.
-
-    Autograd's own backward of the two slice copies clones the whole
-    gradient for the second one, and hands on strided views that the
-    BatchNorm and ReLU backwards read slowly. GTPT-S, batch 8, ms per image
-    (A/B in one process): the stem's forward and backward 42.9 -> 39.3, a
-    pruned-path training step 85.4 -> 82.5.
-    """
-
-    @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
-        return _interleave_channels(a, b)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tuple[Tensor, Tensor]:
-        # (B, 2C, H, W) -> (B, H, W, C, 2): a view in any memory format
-        halves = grad.permute(0, 2, 3, 1).unflatten(-1, (-1, 2))
-        grads = []
-        for g in (0, 1):  # each into a channels-last (B, C, H, W)
-            nhwc = halves[..., g].contiguous()
-            grads.append(nhwc.permute(0, 3, 1, 2))
-        return grads[0], grads[1]
+    return torch.stack((a, b), dim=2).flatten(1, 2)
 
 
 def conv_bn(in_channels: int,

@@ -12,20 +12,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-#: How attention is computed: ``'sdpa'``, PyTorch's fused
-#: ``scaled_dot_product_attention`` (it picks the kernel for the device);
-#: ``'matmul'``, softmax(q k^T) v written out, which also gives the pruning
-#: logits; ``'auto'``, written out when the logits are small (at most
-#: :data:`WRITTEN_OUT_MAX_LOGITS` elements, e.g. GTPT-S at batch 1) and SDPA
-#: otherwise. On CPUs SDPA is faster at nearly every training shape, the
-#: written-out form at batch 1 (docs/history.md); ``'matmul'`` is also the
-#: switch to try on a GPU whose SDPA kernels are slow at head width 16 or 24.
-ATTENTION_IMPLS = ('auto', 'sdpa', 'matmul')
-
-#: The largest logits tensor (elements) that ``'auto'`` writes out: the
-#: softmax of a small one stays in the caches, a large one is SDPA's case.
-WRITTEN_OUT_MAX_LOGITS = 2**20
-
 
 class FeedForward(nn.Module):
     """Linear -> exact GELU -> Linear, hidden width ``hidden_dim``."""
@@ -48,20 +34,15 @@ class Attention(nn.Module):
     Args:
         dim (int): Embedding width C.
         num_heads (int): Number of heads.
-        impl (str): One of :data:`ATTENTION_IMPLS`.
     """
 
-    def __init__(self, dim: int, num_heads: int, impl: str = 'auto') -> None:
+    def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f'embed_dims ({dim}) must be divisible by '
                              f'num_heads ({num_heads})')
-        if impl not in ATTENTION_IMPLS:
-            raise ValueError(f'attention impl must be one of '
-                             f'{ATTENTION_IMPLS}, got {impl!r}')
         self.num_heads = num_heads
         self.scale = dim**-0.5
-        self.impl = impl
         self.qkv = nn.Linear(dim, dim * 3, bias=False)
         self.proj = nn.Linear(dim, dim)
 
@@ -85,25 +66,20 @@ class Attention(nn.Module):
         out = out.permute(0, *range(2, d - 1), 1, d - 1)
         return self.proj(out.flatten(-2))
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor,
-               mask: Optional[Tensor]) -> Tuple[Tensor, Optional[Tensor]]:
-        """softmax(q k^T * scale + mask) v, and the scaled logits when
-        they came for free (``'matmul'``), else None."""
-        impl = self.impl
-        if impl == 'auto':
-            size = q.shape[:-1].numel() * k.shape[-2]
-            impl = 'matmul' if size <= WRITTEN_OUT_MAX_LOGITS else 'sdpa'
-        if impl == 'sdpa':  # its fast kernels take 4-D tensors only
-            out = F.scaled_dot_product_attention(
-                q.flatten(0, -4),
-                k.flatten(0, -4),
-                v.flatten(0, -4),
-                attn_mask=mask,
-                scale=self.scale)
-            return out.view(q.shape[:-1] + v.shape[-1:]), None
-        logits = (q @ k.transpose(-2, -1)) * self.scale
-        weights = logits if mask is None else logits + mask
-        return weights.softmax(-1) @ v, logits
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """softmax(q k^T * scale) v by SDPA, (B, heads, ..., N, d) each; its
+        fast kernels take 4-D tensors only."""
+        out = F.scaled_dot_product_attention(
+            q.flatten(0, -4),
+            k.flatten(0, -4),
+            v.flatten(0, -4),
+            scale=self.scale)
+        return out.view(q.shape[:-1] + v.shape[-1:])
+
+    def score_logits(self, q: Tensor, k: Tensor) -> Tensor:
+        """The scaled logits (..., Nq, Nk) that pruning reads: a few query
+        rows against the keys they score, apart from the attention."""
+        return (q @ k.transpose(-2, -1)) * self.scale
 
     def forward(self,
                 x: Tensor,
@@ -120,15 +96,11 @@ class Attention(nn.Module):
             N - score_rows), or None when ``score_rows`` is 0.
         """
         q, k, v = self.split_heads(x)
-        out, logits = self.attend(q, k, v, None)
+        out = self.merge_heads(self.attend(q, k, v))
         if not score_rows:
-            return self.merge_heads(out), None
-        if logits is None:
-            logits = (q[..., :score_rows, :]
-                      @ k[..., score_rows:, :].transpose(-2, -1)) * self.scale
-        else:
-            logits = logits[..., :score_rows, score_rows:]
-        return self.merge_heads(out), logits
+            return out, None
+        return out, self.score_logits(q[..., :score_rows, :],
+                                      k[..., score_rows:, :])
 
 
 class GroupAttention(Attention):
@@ -145,16 +117,11 @@ class GroupAttention(Attention):
         num_slots (int): Slots S at the front of every group's sequence.
         shared_slots (Sequence[int]): Ids, among the G * S slots in group
             order, of the slots every group attends to.
-        impl (str): One of :data:`ATTENTION_IMPLS`.
     """
 
-    def __init__(self,
-                 dim: int,
-                 num_heads: int,
-                 num_slots: int,
-                 shared_slots: Sequence[int],
-                 impl: str = 'auto') -> None:
-        super().__init__(dim, num_heads, impl)
+    def __init__(self, dim: int, num_heads: int, num_slots: int,
+                 shared_slots: Sequence[int]) -> None:
+        super().__init__(dim, num_heads)
         self.num_slots = num_slots
         shared = list(shared_slots)
         self.shared_range = (shared[0], shared[-1] + 1) \
@@ -178,18 +145,15 @@ class GroupAttention(Attention):
         """
         s = self.num_slots
         q, k, v = self.split_heads(x)  # B, heads, G, L, C/heads
-        out, logits = self.attend(q, self._with_shared_slots(k),
-                                  self._with_shared_slots(v), None)
+        out = self.merge_heads(
+            self.attend(q, self.with_shared_slots(k),
+                        self.with_shared_slots(v)))
         if not score_rows:
-            return self.merge_heads(out), None
-        if logits is None:
-            logits = (q[..., :score_rows, :] @ k[..., s:, :].transpose(
-                -2, -1)) * self.scale
-        else:  # keys: the shared slots, then the group's own L - S tokens
-            logits = logits[..., :score_rows, -(x.shape[2] - s):]
-        return self.merge_heads(out), logits.transpose(1, 2)
+            return out, None
+        logits = self.score_logits(q[..., :score_rows, :], k[..., s:, :])
+        return out, logits.transpose(1, 2)  # B, G, heads, rows, L - S
 
-    def _with_shared_slots(self, t: Tensor) -> Tensor:
+    def with_shared_slots(self, t: Tensor) -> Tensor:
         """(..., G, L, d) -> (..., G, P + L - S, d): the P shared slots of
         all groups, then the group's own tokens."""
         *lead, g, _, d = t.shape
@@ -213,7 +177,6 @@ class Block(nn.Module):
         mlp_ratio (int): FFN width ratio.
         num_slots (int): With slots, the layer is a group layer (MHGA).
         shared_slots (Sequence[int]): See :class:`GroupAttention`.
-        attention (str): One of :data:`ATTENTION_IMPLS`.
     """
 
     def __init__(self,
@@ -221,13 +184,12 @@ class Block(nn.Module):
                  num_heads: int,
                  mlp_ratio: int,
                  num_slots: int = 0,
-                 shared_slots: Sequence[int] = (),
-                 attention: str = 'auto') -> None:
+                 shared_slots: Sequence[int] = ()) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = (
-            GroupAttention(dim, num_heads, num_slots, shared_slots, attention)
-            if num_slots else Attention(dim, num_heads, attention))
+            GroupAttention(dim, num_heads, num_slots, shared_slots)
+            if num_slots else Attention(dim, num_heads))
         self.norm2 = nn.LayerNorm(dim)
         self.ffn = FeedForward(dim, dim * mlp_ratio)
 

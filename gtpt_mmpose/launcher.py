@@ -1,5 +1,5 @@
 """Run MMPose's own ``tools/train.py`` / ``tools/test.py`` with this package
-loaded, after the checks of :mod:`gtpt_mmpose.utils.run_checks`."""
+loaded, after the checks of :mod:`gtpt_mmpose.engine.run_checks`."""
 import argparse
 import os.path as osp
 import runpy
@@ -8,7 +8,7 @@ from typing import List
 
 from mmengine.config import Config, DictAction
 
-from .run_checks import RunSetupError, check_data_paths
+from .engine.run_checks import RunSetupError, check_data_paths
 
 
 def mmpose_tool(name: str) -> str:
@@ -30,7 +30,7 @@ def preflight(name: str, argv: List[str]) -> None:
     Raises:
         RunSetupError: The run cannot start; the message says why.
     """
-    from ..engine.curriculum import stage1_checkpoint_for
+    from .engine.curriculum import stage1_checkpoint_for
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument('config', nargs='?')
     parser.add_argument('--resume', nargs='?', const='auto')
@@ -66,7 +66,7 @@ def run_mmpose_tool(name: str, argv: List[str]) -> int:
         int: 0 when the tool returns.
     """
     import gtpt_mmpose  # noqa: F401 (registries, compat fixes)
-    from gtpt_mmpose.compat import start_cpu_process_group
+    from .compat import start_cpu_process_group
 
     try:
         preflight(name, argv)

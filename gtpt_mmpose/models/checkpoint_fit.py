@@ -157,8 +157,8 @@ def check_gtpt_modules_fit(model: nn.Module, state_dict: dict) -> None:
     """
     from mmengine.model import BaseTTAModel, is_model_wrapper
 
-    from ..models.backbones.gtpt import GTPT
-    from ..models.heads.gtpt_head import GTPTHead
+    from .backbones.gtpt import GTPT
+    from .heads.gtpt_head import GTPTHead
 
     # MMEngine's load_state_dict loads a wrapper's module with the same keys
     while is_model_wrapper(model) or isinstance(model, BaseTTAModel):

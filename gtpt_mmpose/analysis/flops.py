@@ -33,8 +33,6 @@ import torch.nn.functional as F
 from mmpose.models.utils.rtmcc_block import RTMCCBlock
 from torch.overrides import TorchFunctionMode
 
-from ..models.backbones.transformer import Attention
-
 Rule = Callable[[nn.Module, torch.Tensor, torch.Tensor], int]
 
 # thop's per-output-element cost of each interpolation mode
@@ -201,19 +199,12 @@ def count_flops(model: nn.Module, inputs: Sequence[Any]) -> Dict[str, Any]:
             handles.append(m.register_forward_hook(authors_hook(rule)))
         if isinstance(m, RTMCCBlock):
             handles.append(m.register_forward_hook(rtmcc_hook))
-    # GTPT's attention in SDPA's form, which the counter sees, whichever
-    # kernel its 'auto' or 'matmul' setting would pick
-    kernels = {m: m.impl for m in model.modules() if isinstance(m, Attention)}
     try:
-        for m in kernels:
-            m.impl = 'sdpa'
         with _SDPACounter(counts):
             model(*inputs)
     finally:
         for h in handles:
             h.remove()
-        for m, impl in kernels.items():
-            m.impl = impl
     authors = sum(v for k, v in counts.items() if k != 'attention')
     return dict(
         authors=authors,
