@@ -32,26 +32,63 @@ def test_groups_must_cover_every_keypoint_exactly_once():
         list(range(5, 11)) + list(range(91, 133)),
         list(range(11, 17)) + list(range(17, 23))
     ]
-    with pytest.raises(
-            ValueError, match=r'groups: keypoints \[22\] are in no group'):
-        build(groups=[groups[0], groups[1], groups[2][:-1]])
+    build(keypoint_groups=groups)  # the rule's own groups, given explicitly
     with pytest.raises(
             ValueError,
-            match=r'groups: keypoints \[5\] appear more than once'):
-        build(groups=[groups[0] + [5], groups[1], groups[2]])
+            match="keypoint_groups: keypoints 'right_heel' are in no group"):
+        build(keypoint_groups=[groups[0], groups[1], groups[2][:-1]])
     with pytest.raises(
             ValueError,
-            match=r'groups: keypoint ids \[140\] are outside 0..132'):
-        build(groups=[groups[0] + [140], groups[1], groups[2]])
+            match="keypoint_groups: keypoints 'left_shoulder' appear more "
+            'than once'):
+        build(keypoint_groups=[groups[0] + [5], groups[1], groups[2]])
     with pytest.raises(
             ValueError,
-            match='the face keypoints 23..90 must all be in one group'):
-        build(groups=[groups[0][:-1], groups[1] + [90], groups[2]])
+            match=r'keypoint_groups\[0\]: keypoint id 140 is outside 0..132'):
+        build(keypoint_groups=[groups[0] + [140], groups[1], groups[2]])
+    with pytest.raises(
+            ValueError,
+            match="keypoint_groups\\[2\\]: no keypoint is named 'tail'"):
+        build(keypoint_groups=[groups[0], groups[1], groups[2] + ['tail']])
+    with pytest.raises(
+            ValueError, match="the 'face' keypoints must all be in one group"):
+        build(keypoint_groups=[groups[0][:-1], groups[1] + [90], groups[2]])
+    with pytest.raises(ValueError, match='has only dense keypoints'):
+        build(keypoint_groups=[
+            groups[0] + groups[1][:6], groups[1][6:], groups[2]
+        ])
 
 
-def test_keypoint_count_must_be_coco_or_coco_wholebody():
-    with pytest.raises(ValueError, match='num_keypoints must be 17 .* or 133'):
+def test_keypoint_count_must_match_the_metainfo():
+    with pytest.raises(
+            ValueError,
+            match='a GTPT with 21 keypoints needs its data set\'s metainfo: '
+            'set model.backbone.metainfo'):
         build(num_keypoints=21)
+    with pytest.raises(
+            ValueError,
+            match="num_keypoints is 14, but its metainfo 'configs/_base_/"
+            "datasets/mpii.py' has 16 keypoints"):
+        build(num_keypoints=14, metainfo='configs/_base_/datasets/mpii.py')
+
+
+def test_a_layout_the_rule_cannot_group_names_the_key_to_set():
+    """Hands have no upper/lower types: one error naming keypoint_groups,
+    with an example that builds."""
+    hand = dict(
+        num_keypoints=21,
+        metainfo='configs/_base_/datasets/'
+        'onehand10k.py',
+        dense_parts={})
+    with pytest.raises(ValueError) as info:
+        build(**hand)
+    message = str(info.value)
+    assert "'wrist', 'thumb1', 'thumb2', 'thumb3' and 17 more have no" in \
+        message
+    example = message.split('keypoint_groups=')[-1]
+    assert example == ('[list(range(0, 7)), list(range(7, 14)), '
+                       'list(range(14, 21))]')
+    build(**hand, keypoint_groups=eval(example))
 
 
 def test_unknown_arch_is_refused():

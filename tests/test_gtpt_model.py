@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from conftest import config_file, fixture_input
 
-from gtpt_mmpose.models.backbones.token_layout import (DEFAULT_GROUPS,
-                                                       GroupLayout)
+from gtpt_mmpose.models.backbones.keypoint_layout import resolve_layout
+from gtpt_mmpose.models.backbones.token_layout import GroupLayout
 from gtpt_mmpose.models.backbones.token_ops import pooled_scores
 from gtpt_mmpose.models.backbones.transformer import GroupAttention
 
@@ -55,16 +55,78 @@ def test_mhga_equals_full_attention_with_the_equivalent_mask():
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
+# spec §3.1: the authors' groups, parts and dense keypoints
+SPEC_GROUPS = {
+    17: (tuple(range(0, 5)), tuple(range(5, 11)), tuple(range(11, 17))),
+    133: (tuple(range(0, 5)) + tuple(range(23, 91)),
+          tuple(range(5, 11)) + tuple(range(91, 133)), tuple(range(11, 23))),
+}
+SPEC_PARTS = {
+    17: (),
+    133: (('face', tuple(range(23, 91))), ('left_hand', tuple(range(91, 112))),
+          ('right_hand', tuple(range(112, 133))),
+          ('left_foot', tuple(range(17,
+                                    20))), ('right_foot', tuple(range(20,
+                                                                      23)))),
+}
+
+
 @pytest.mark.parametrize('num_keypoints', [17, 133])
-def test_groups_cover_every_keypoint_exactly_once(num_keypoints):
-    layout = GroupLayout(num_keypoints)
-    ids = [k for grp in DEFAULT_GROUPS[num_keypoints] for k in grp]
-    assert sorted(ids) == list(range(num_keypoints))
+def test_the_layout_rule_gives_the_authors_layout_on_coco(num_keypoints):
+    """MMPose's COCO and COCO-WholeBody metainfo, through the rule, give
+    exactly the paper's sparse body keypoints, parts and groups."""
+    keypoints = resolve_layout(num_keypoints)
+    assert keypoints.groups == SPEC_GROUPS[num_keypoints]
+    assert keypoints.parts == SPEC_PARTS[num_keypoints]
+    assert keypoints.sparse == tuple(range(17))
+    layout = GroupLayout(keypoints)
     readout = layout.readout_index(length=100).tolist()
     assert len(set(
         readout)) == num_keypoints  # every keypoint read from its own token
     assert layout.num_dense == ([0, 0, 0]
                                 if num_keypoints == 17 else [68, 42, 6])
+    assert layout.num_slots == 6  # group 0 has the duplicate-nose dummy
+    assert [row.count(True) for row in layout.slot_dummy] == [1, 0, 0]
+
+
+@pytest.mark.parametrize('metainfo, groups, parts', [
+    ('crowdpose', [['top_head', 'neck'],
+                   [
+                       'left_shoulder', 'right_shoulder', 'left_elbow',
+                       'right_elbow', 'left_wrist', 'right_wrist'
+                   ],
+                   [
+                       'left_hip', 'right_hip', 'left_knee', 'right_knee',
+                       'left_ankle', 'right_ankle'
+                   ]], []),
+    ('mpii', [['upper_neck', 'head_top'],
+              [
+                  'thorax', 'right_wrist', 'right_elbow', 'right_shoulder',
+                  'left_shoulder', 'left_elbow', 'left_wrist'
+              ],
+              [
+                  'right_ankle', 'right_knee', 'right_hip', 'left_hip',
+                  'left_knee', 'left_ankle', 'pelvis'
+              ]], []),
+    ('halpe', None,
+     ['face', 'left_hand', 'right_hand', 'left_foot', 'right_foot']),
+])
+def test_the_layout_rule_on_other_data_sets(metainfo, groups, parts):
+    """Head words, MMPose's upper/lower types and whole-body names, as
+    docs/layouts.md states the rule."""
+    from gtpt_mmpose.models.backbones.keypoint_layout import load_metainfo
+    path = f'configs/_base_/datasets/{metainfo}.py'
+    meta = load_metainfo(path)
+    keypoints = resolve_layout(meta['num_keypoints'], path)
+    named = [[keypoints.names[k] for k in g] for g in keypoints.groups]
+    if groups is not None:
+        assert [sorted(g) for g in named] == [sorted(g) for g in groups]
+    assert [p for p, _ in keypoints.parts] == parts
+    if metainfo == 'halpe':  # body 20 sparse, feet / face / hands dense
+        assert len(keypoints.sparse) == 20
+        assert sorted(named[0])[:3] == ['face-0', 'face-1', 'face-10']
+        assert 'head' in named[0] and 'neck' in named[0]
+        assert 'hip' in named[2] and 'left_heel' in named[2]
 
 
 @pytest.mark.parametrize('name, pruned, unpruned', [

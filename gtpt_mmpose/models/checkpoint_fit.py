@@ -13,8 +13,6 @@ from typing import List, NamedTuple, Optional
 
 import torch.nn as nn
 
-from ..datasets.wholebody_layout import NUM_BODY_KEYPOINTS
-
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint's weights do not fit the model they are loaded into."""
@@ -50,7 +48,8 @@ def gtpt_variant(state_dict: dict,
     ushaped = any(
         k.startswith(prefix + 'stem.down_layer1.') for k in state_dict)
     arch = 'b' if ushaped else {128: 't', 192: 's'}.get(dims)
-    keypoints = NUM_BODY_KEYPOINTS + (0 if dense is None else dense.shape[1])
+    sparse = state_dict[prefix + 'keypoint_token'].shape[1]
+    keypoints = sparse + (0 if dense is None else dense.shape[1])
     return GTPTVariant(arch, keypoints, dims, ushaped)
 
 

@@ -2,10 +2,12 @@
 fine encoder (docs/spec.md §1–§4).
 
 The backbone returns keypoint tokens; the SimCC head (``GTPTHead``) reads
-them. One class serves T, S and B on COCO and COCO-WholeBody.
+them. One class serves T, S and B on any keypoint layout: COCO and
+COCO-WholeBody exactly as the authors built them, other data sets by the
+rule of ``keypoint_layout.py`` (docs/layouts.md).
 """
 from functools import partial
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -14,7 +16,7 @@ from mmengine.model import BaseModule
 from mmpose.registry import MODELS
 from torch import Tensor
 
-from ...datasets.wholebody_layout import NUM_BODY_KEYPOINTS
+from .keypoint_layout import KeypointRef, resolve_layout
 from .patch_embed import PatchEmbed
 from .shufflenet_stem import ShuffleStem, UShapedShuffleStem
 from .token_layout import STAGE_LAYERS, GroupLayout, PruningPlan
@@ -29,6 +31,18 @@ ARCH_SETTINGS: Dict[str, dict] = {
 }
 STEM_STRIDE = 4
 PATCH_SIZE = (4, 3)  # rows x cols of the stride-4 feature map per token
+#: pixels (rows, cols) of the input image per visual token
+TOKEN_CELL = (STEM_STRIDE * PATCH_SIZE[0], STEM_STRIDE * PATCH_SIZE[1])
+
+
+def image_padding(input_size: Tuple[int, int]) -> Tuple[int, int, int, int]:
+    """``F.pad`` widths (left, right, top, bottom) that centre a (w, h)
+    input in the smallest whole number of token cells: none for sizes that
+    are multiples of the 12 x 16 cell (192 x 256, 288 x 384); 4 columns on
+    each side for 256 x 256."""
+    w, h = input_size
+    pad_w, pad_h = -w % TOKEN_CELL[1], -h % TOKEN_CELL[0]
+    return (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
 
 
 class EncodedTokens(NamedTuple):
@@ -66,14 +80,24 @@ class GTPT(BaseModule):
 
     Args:
         arch (str): ``'t'``, ``'s'`` or ``'b'``.
-        num_keypoints (int): 17 (COCO) or 133 (COCO-WholeBody).
+        num_keypoints (int): Keypoints of the data set.
         keep_ratios (Sequence[float]): Keep ratios of the four stages (coarse
             layers 0–2, 3–5, fine layers 0–2, 3–5). The authors use (1.0,
             0.7, 0.3, 0.1) on COCO and (1.0, 0.7, 0.5, 0.3) on
             COCO-WholeBody.
-        groups (Sequence[Sequence[int]], optional): Keypoint ids of each
-            group. Defaults to head / upper body / lower body.
-        input_size (Tuple[int, int]): (w, h) of the input crop.
+        metainfo (dict | str, optional): The data set's MMPose metainfo,
+            e.g. ``dict(from_file='configs/_base_/datasets/crowdpose.py')``;
+            defaults to COCO's for 17 keypoints, COCO-WholeBody's for 133.
+        keypoint_groups (Sequence[Sequence[int | str]], optional): The MHGA
+            groups (keypoint ids or names); by default head, upper and lower
+            body by the metainfo's keypoint types (docs/layouts.md).
+        dense_parts (Dict[str, Sequence[int | str]], optional): Keypoints
+            seeded from a part token at the coarse-to-fine step; by default
+            face, hands and feet by MMPose's whole-body names.
+        input_size (Tuple[int, int]): (w, h) of the input crop. A size that
+            is not a multiple of the 12 x 16 pixel token cell is padded
+            (centred, zeros after normalisation) to the next one, e.g.
+            256 x 256 to 264 x 256 (16 x 22 visual tokens).
         num_heads (int): Attention heads.
         mlp_ratio (int): FFN width ratio.
         depth (Tuple[int, int]): Coarse and fine layers.
@@ -103,7 +127,11 @@ class GTPT(BaseModule):
                  arch: str = 't',
                  num_keypoints: int = 133,
                  keep_ratios: Sequence[float] = (1.0, 0.7, 0.5, 0.3),
-                 groups: Optional[Sequence[Sequence[int]]] = None,
+                 metainfo: Optional[Union[dict, str]] = None,
+                 keypoint_groups: Optional[Sequence[
+                     Sequence[KeypointRef]]] = None,
+                 dense_parts: Optional[Dict[str,
+                                            Sequence[KeypointRef]]] = None,
                  input_size: Tuple[int, int] = (192, 256),
                  num_heads: int = 8,
                  mlp_ratio: int = 3,
@@ -119,11 +147,6 @@ class GTPT(BaseModule):
                                             for r in keep_ratios):
             raise ValueError('keep_ratios must be four values in (0, 1], '
                              f'got {keep_ratios}')
-        w, h = input_size
-        cell = (STEM_STRIDE * PATCH_SIZE[0], STEM_STRIDE * PATCH_SIZE[1])
-        if h % cell[0] or w % cell[1]:
-            raise ValueError('input_size (w, h) must be a multiple of '
-                             f'({cell[1]}, {cell[0]}), got {input_size}')
         if min(depth) <= STAGE_LAYERS:
             raise ValueError(f'depth must be at least ({STAGE_LAYERS + 1}, '
                              f'{STAGE_LAYERS + 1}), got {depth}')
@@ -131,9 +154,16 @@ class GTPT(BaseModule):
         dims = cfg['embed_dims']
         self.embed_dims, self.keep_ratios = dims, keep_ratios
         self.unpruned_pass = unpruned_pass
-        self.layout = layout = GroupLayout(num_keypoints, groups)
+        self.keypoints = resolve_layout(num_keypoints, metainfo,
+                                        keypoint_groups, dense_parts)
+        self.layout = layout = GroupLayout(self.keypoints)
         self.num_keypoints = num_keypoints
-        self.grid = (h // cell[0], w // cell[1])  # visual tokens: rows, cols
+        self.input_size = tuple(input_size)
+        self.image_padding = image_padding(input_size)
+        left, right, top, bottom = self.image_padding
+        # visual tokens: rows, cols
+        self.grid = ((input_size[1] + top + bottom) // TOKEN_CELL[0],
+                     (input_size[0] + left + right) // TOKEN_CELL[1])
 
         # tokenizer (spec §1)
         self.stem = cfg['stem']()
@@ -146,7 +176,7 @@ class GTPT(BaseModule):
             persistent=False)
         self.human_token = nn.Parameter(torch.zeros(1, 1, dims))
         self.keypoint_token = nn.Parameter(
-            torch.zeros(1, NUM_BODY_KEYPOINTS, dims))
+            torch.zeros(1, layout.num_sparse_keypoints, dims))
         if layout.num_parts:
             self.part_token = nn.Parameter(
                 torch.zeros(1, layout.num_parts, dims))
@@ -215,12 +245,15 @@ class GTPT(BaseModule):
     def tokenize(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) normalised image -> (B, N, C) visual tokens with
         their positional code (spec §1.5)."""
+        if any(self.image_padding):  # whole token cells (input_size)
+            x = F.pad(x, self.image_padding)
         return self.patch_embed(self.patch_norm(self.stem(x))) + self.pos_embed
 
     # ---- encoders --------------------------------------------------------
     def sparse_embedding(self) -> Tensor:
         """(1, K, C) Human-2-Keypoint offsets (eq. 4): the part tokens
-        (COCO-WholeBody), then the 17 body keypoint tokens."""
+        (e.g. COCO-WholeBody's face, hands, feet), then the sparse keypoint
+        tokens (its 17 body keypoints)."""
         if self.layout.num_parts:
             return torch.cat((self.part_token, self.keypoint_token), dim=1)
         return self.keypoint_token

@@ -6,28 +6,17 @@ Everything here is computed once when the model is built (docs/spec.md
 dense keypoint token, which queries score which group, and where every kept
 token goes. ``forward`` only indexes with these tables.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 import torch
 import torch.nn as nn
 
-from ...datasets.wholebody_layout import (NUM_BODY_KEYPOINTS,
-                                          NUM_WHOLEBODY_KEYPOINTS, PART_TOKENS)
+from .keypoint_layout import KeypointLayout
 
 #: Each encoder has two keep-ratio stages of this many layers. The second
 #: stage opens at this layer, where the coarse encoder also turns the human
 #: token into keypoint tokens (spec §2.2, §2.3, §4.3).
 STAGE_LAYERS = 3
-
-_PARTS = dict(PART_TOKENS)
-_HEAD, _ARMS, _LEGS = range(0, 5), range(5, 11), range(11, 17)
-DEFAULT_GROUPS: Dict[int, Tuple[Tuple[int, ...], ...]] = {
-    NUM_BODY_KEYPOINTS: (tuple(_HEAD), tuple(_ARMS), tuple(_LEGS)),
-    NUM_WHOLEBODY_KEYPOINTS:
-    ((*_HEAD, *_PARTS['face']), (*_ARMS, *_PARTS['left_hand'],
-                                 *_PARTS['right_hand']),
-     (*_LEGS, *_PARTS['left_foot'], *_PARTS['right_foot'])),
-}
 
 
 def keep_count(num_tokens: int, ratio: float) -> int:
@@ -37,47 +26,42 @@ def keep_count(num_tokens: int, ratio: float) -> int:
 
 
 class GroupLayout:
-    """Path-independent tables derived from the keypoint groups.
+    """Path-independent tables derived from a :class:`KeypointLayout`.
 
-    Sparse tokens after Human-2-Keypoint are ``[part tokens..., body
-    0..16]``. Each group gets ``num_slots`` slots holding its body tokens,
-    front-padded with hidden copies of its first body token (the authors'
-    duplicate-nose "dummy", spec §3.1, quirk Q4), then its dense tokens
-    (ascending keypoint id), then its visual tokens.
+    Sparse tokens after Human-2-Keypoint are ``[part tokens..., sparse
+    keypoints in id order]``. Each group gets ``num_slots`` slots holding
+    its sparse keypoints, front-padded with hidden copies of its first one
+    (the authors' duplicate-nose "dummy", spec §3.1, quirk Q4), then its
+    dense tokens (ascending keypoint id), then its visual tokens.
 
     Args:
-        num_keypoints (int): 17 (COCO) or 133 (COCO-WholeBody).
-        groups (Sequence[Sequence[int]], optional): Keypoint ids of every
-            group; together they hold every keypoint exactly once. Defaults
-            to the paper's head / upper body / lower body split.
+        keypoints (KeypointLayout): Parts and groups of the keypoints.
     """
 
-    def __init__(self,
-                 num_keypoints: int,
-                 groups: Optional[Sequence[Sequence[int]]] = None) -> None:
-        if num_keypoints not in DEFAULT_GROUPS:
-            raise ValueError('num_keypoints must be 17 (COCO) or 133 '
-                             f'(COCO-WholeBody), got {num_keypoints}')
-        self.num_keypoints = num_keypoints
-        if groups is None:
-            groups = DEFAULT_GROUPS[num_keypoints]
-        groups = [list(g) for g in groups]
-        self._check_groups(groups)
-        self.groups = groups
-        self.num_groups = len(groups)
-        self.parts = list(PART_TOKENS) if num_keypoints > NUM_BODY_KEYPOINTS \
-            else []
+    def __init__(self, keypoints: KeypointLayout) -> None:
+        self.num_keypoints = len(keypoints.names)
+        self.groups = [list(g) for g in keypoints.groups]
+        self.num_groups = len(self.groups)
+        self.parts = [(name, list(ids)) for name, ids in keypoints.parts]
         self.num_parts = len(self.parts)
-        self.num_sparse = self.num_parts + NUM_BODY_KEYPOINTS
+        sparse = keypoints.sparse
+        self.num_sparse_keypoints = len(sparse)
+        self.num_sparse = self.num_parts + len(sparse)
+        # where each sparse keypoint's token is among the sparse tokens
+        self.sparse_token = {
+            k: self.num_parts + i
+            for i, k in enumerate(sparse)
+        }
 
-        body = [[k for k in g if k < NUM_BODY_KEYPOINTS] for g in groups]
+        body = [[k for k in g if k in self.sparse_token] for g in self.groups]
         self.num_slots = max(len(b) for b in body)
         pad = [self.num_slots - len(b) for b in body]
         self.slot_dummy = [[True] * p + [False] * len(b)
                            for p, b in zip(pad, body)]
         self.slot_keypoint = [[b[0]] * p + b for p, b in zip(pad, body)]
         self.dense = [
-            sorted(k for k in g if k >= NUM_BODY_KEYPOINTS) for g in groups
+            sorted(k for k in g if k not in self.sparse_token)
+            for g in self.groups
         ]
         self.num_dense = [len(d) for d in self.dense]
         # row of each dense keypoint in the dense token table: part order,
@@ -94,43 +78,16 @@ class GroupLayout:
                     for k in d}) for d in self.dense
         ]
         # queries that score a group's visual tokens at the transition (spec
-        # §3.3): its part tokens and its body tokens
+        # §3.3): its part tokens and its sparse keypoint tokens
         self.transition_queries = [
-            gp + [self.num_parts + k for k in b]
+            gp + [self.sparse_token[k] for k in b]
             for gp, b in zip(group_parts, body)
         ]
-
-    def _check_groups(self, groups: List[List[int]]) -> None:
-        k = self.num_keypoints
-        flat = [i for g in groups for i in g]
-        bad = sorted({i for i in flat if not 0 <= i < k})
-        if bad:
-            raise ValueError(
-                f'groups: keypoint ids {bad} are outside 0..{k - 1}')
-        repeated = sorted({i for i in flat if flat.count(i) > 1})
-        if repeated:
-            raise ValueError(
-                f'groups: keypoints {repeated} appear more than once')
-        missing = sorted(set(range(k)) - set(flat))
-        if missing:
-            raise ValueError(f'groups: keypoints {missing} are in no group')
-        for gi, g in enumerate(groups):
-            if not any(i < NUM_BODY_KEYPOINTS for i in g):
-                raise ValueError(f'groups[{gi}] has no body keypoint (ids '
-                                 '0..16) to hold its slots')
-        if k > NUM_BODY_KEYPOINTS:
-            owner = {i: gi for gi, g in enumerate(groups) for i in g}
-            for name, ids in PART_TOKENS:
-                if len({owner[i] for i in ids}) > 1:
-                    raise ValueError(
-                        f'groups: the {name} keypoints {ids.start}..'
-                        f'{ids.stop - 1} must all be in one group (one part '
-                        'token seeds them)')
 
     # ---- tables ----------------------------------------------------------
     def slot_index(self) -> torch.Tensor:
         """(G, S) long: the sparse token that fills each slot."""
-        return torch.tensor([[self.num_parts + k for k in s]
+        return torch.tensor([[self.sparse_token[k] for k in s]
                              for s in self.slot_keypoint])
 
     def shared_slots(self) -> List[int]:
