@@ -25,6 +25,7 @@ custom_hooks = [
         momentum_start=0.9,
         total_iters=10000,
         priority='NORMAL'),
+    dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
     dict(type='KeypointCountCheckHook'),
     dict(type='NonFiniteCheckHook'),
     dict(type='BadSampleReportHook'),

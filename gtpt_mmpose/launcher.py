@@ -30,7 +30,7 @@ def preflight(name: str, argv: List[str]) -> None:
     Raises:
         RunSetupError: The run cannot start; the message says why.
     """
-    from .engine.curriculum import stage1_checkpoint_for
+    from .engine.curriculum import stage1_checkpoint_for, stage1_required
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument('config', nargs='?')
     parser.add_argument('--resume', nargs='?', const='auto')
@@ -46,9 +46,12 @@ def preflight(name: str, argv: List[str]) -> None:
         return
     validates = cfg.get('val_cfg') is not None  # {} is MMPose's default
     check_data_paths(cfg, ['train', 'val'] if validates else ['train'])
-    hooks = [h.get('type') for h in cfg.get('custom_hooks') or []]
-    if ('CurriculumInitHook' in hooks and not args.resume
-            and not cfg.get('load_from')):
+    required = [
+        h for h in cfg.get('custom_hooks') or []
+        if h.get('type') == 'CurriculumInitHook'
+        and stage1_required(cfg, h.get('required'))
+    ]
+    if required and not args.resume and not cfg.get('load_from'):
         stage1_checkpoint_for(cfg)
 
 

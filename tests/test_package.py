@@ -47,16 +47,18 @@ def test_mmpose_reads_each_configs_dataset_meta():
 
 
 def test_every_config_carries_the_safety_hooks():
-    """The EMA, the keypoint-count and NaN/Inf checks, the bad-sample report
-    and atomic checkpoints, in every config."""
+    """The EMA, the curriculum (fine-tuning), the keypoint-count and NaN/Inf
+    checks, the bad-sample report and atomic checkpoints, in every config;
+    the whole-body ones require a stage-1 model."""
     from mmengine.config import Config
     for path in CONFIGS:
         cfg = Config.fromfile(path)
         hooks = [h['type'] for h in cfg.custom_hooks]
-        for hook in ('GTPTEMAHook', 'KeypointCountCheckHook',
-                     'NonFiniteCheckHook', 'BadSampleReportHook'):
+        for hook in ('GTPTEMAHook', 'CurriculumInitHook',
+                     'KeypointCountCheckHook', 'NonFiniteCheckHook',
+                     'BadSampleReportHook'):
             assert hook in hooks, (path, hook)
-        assert ('CurriculumInitHook' in hooks) == ('wholebody' in path), path
+        assert bool(cfg.get('stage1_work_dir')) == ('wholebody' in path), path
         assert cfg.default_hooks.checkpoint.type == 'AtomicCheckpointHook'
 
 

@@ -7,8 +7,10 @@ import torch
 from conftest import config_file
 from mmengine.hooks import Hook
 
-from gtpt_mmpose.engine.curriculum import (NEW_IN_STAGE2, CurriculumInitHook,
-                                           load_stage1)
+from gtpt_mmpose.engine.curriculum import CurriculumInitHook, load_stage1
+
+# the only weights a whole-body GTPT has that a body GTPT lacks
+NEW_IN_STAGE2 = ('backbone.part_token', 'backbone.dense_keypoint_token')
 from gtpt_mmpose.engine.ema import CosineMomentumEMA
 from gtpt_mmpose.models.losses import GlobalPerceivedLoss
 
@@ -163,8 +165,9 @@ def test_stage2_starts_from_stage1_ema_weights_only_part_and_dense_tokens_new(
     path, ema_state = _stage1_checkpoint(tmp_path)
     wholebody = build('gtpt-t_coco-wholebody')
     before = {k: v.clone() for k, v in wholebody.state_dict().items()}
-    new = load_stage1(wholebody, path)
-    assert sorted(new) == sorted(NEW_IN_STAGE2)
+    report = load_stage1(wholebody, path)
+    assert sorted(report.new) == sorted(NEW_IN_STAGE2)
+    assert report.rows == dict(keypoint_token=(17, 17))
     after = wholebody.state_dict()
     for key, value in ema_state.items():
         assert torch.equal(after[key], value), key
@@ -174,7 +177,10 @@ def test_stage2_starts_from_stage1_ema_weights_only_part_and_dense_tokens_new(
 
 def test_stage1_checkpoint_of_another_variant_is_refused(tmp_path):
     path, _ = _stage1_checkpoint(tmp_path)
-    with pytest.raises(ValueError, match='does not fit: backbone.*shape'):
+    with pytest.raises(
+            ValueError,
+            match='the checkpoint is GTPT-T, the model GTPT-S: weights carry '
+            'over between layouts of one variant only'):
         load_stage1(build('gtpt-s_coco-wholebody'), path)
 
 
@@ -191,12 +197,20 @@ def test_stage2_without_stage1_weights_is_refused_unless_from_scratch(
         tmp_path):
     from mmengine.config import ConfigDict
     model = build('gtpt-t_coco-wholebody')
+    stage2 = ConfigDict(stage1_work_dir=str(tmp_path / 'no_stage1_run'))
     with pytest.raises(
             RuntimeError, match='stage1_checkpoint=PATH.*from_scratch=True'):
-        CurriculumInitHook().before_train(_Runner(model, ConfigDict()))
+        CurriculumInitHook().before_train(_Runner(model, stage2))
+    with pytest.raises(
+            RuntimeError, match='stage1_checkpoint=PATH.*from_scratch=True'):
+        CurriculumInitHook(
+            required=True).before_train(_Runner(model, ConfigDict()))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     CurriculumInitHook().before_train(
-        _Runner(model, ConfigDict(from_scratch=True)))
+        _Runner(model, ConfigDict(stage2, from_scratch=True)))
+    # a config that names no stage-1 run (COCO, fine-tuning configs) trains
+    # from scratch without one
+    CurriculumInitHook().before_train(_Runner(model, ConfigDict()))
     assert all(
         torch.equal(v, before[k]) for k, v in model.state_dict().items())
     path, ema_state = _stage1_checkpoint(tmp_path)

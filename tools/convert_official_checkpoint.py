@@ -74,6 +74,8 @@ def convert(src: str, dst: str, config: Optional[str] = None) -> str:
     from gtpt_mmpose.converters import (convert_official_state_dict,
                                         detect_variant,
                                         load_official_checkpoint)
+    from gtpt_mmpose.models.backbones.keypoint_layout import (DEFAULT_METAINFO,
+                                                              load_metainfo)
     from gtpt_mmpose.utils.config_paths import config_path
     from gtpt_mmpose.utils.safe_checkpoint import save_checkpoint_file
 
@@ -85,6 +87,8 @@ def convert(src: str, dst: str, config: Optional[str] = None) -> str:
     checkpoint = dict(
         state_dict=state,
         meta=dict(
+            # what MMPose's init_model and fine-tuning read the keypoints from
+            dataset_meta=load_metainfo(DEFAULT_METAINFO[num_keypoints]),
             converted_from=osp.basename(src),
             arch=arch,
             num_keypoints=num_keypoints,

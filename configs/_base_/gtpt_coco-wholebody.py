@@ -9,7 +9,6 @@ dataset_type = 'CheckedCocoWholeBodyDataset'
 # or GTPT_DATA_ROOT=... in the environment
 data_root = '{{$GTPT_DATA_ROOT:data/coco/}}'
 num_keypoints = 133
-stage1_checkpoint = None
 stage1_work_dir = None  # set by each variant
 from_scratch = False
 
@@ -35,10 +34,3 @@ val_evaluator = dict(
     ann_file=osp.join(data_root, 'annotations/coco_wholebody_val_v1.0.json'))
 test_evaluator = val_evaluator
 default_hooks = dict(checkpoint=dict(save_best='coco-wholebody/AP'))
-custom_hooks = [
-    dict(type='GTPTEMAHook', momentum_start=0.996, priority='NORMAL'),
-    dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
-    dict(type='KeypointCountCheckHook'),
-    dict(type='NonFiniteCheckHook'),
-    dict(type='BadSampleReportHook'),
-]

@@ -25,10 +25,15 @@ randomness = dict(seed=42)
 # checkpoints written atomically; --resume falls back to the newest intact one
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 # EMA of every weight and buffer (validation and checkpoints use the EMA copy);
-# model and data set must agree on the keypoint count; a NaN/Inf input or loss
-# stops the run before anything is saved; skipped bad samples are reported
+# a run starts from `stage1_checkpoint` (a GTPT of any keypoint layout: what
+# means the same carries over) when one is set, and must when the config names
+# a `stage1_work_dir` (whole body); model and data set must agree on the
+# keypoints; a NaN/Inf input or loss stops the run before anything is saved;
+# skipped bad samples are reported
+stage1_checkpoint = None
 custom_hooks = [
     dict(type='GTPTEMAHook', momentum_start=0.996, priority='NORMAL'),
+    dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
     dict(type='KeypointCountCheckHook'),
     dict(type='NonFiniteCheckHook'),
     dict(type='BadSampleReportHook'),

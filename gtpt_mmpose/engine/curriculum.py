@@ -1,9 +1,11 @@
-"""Body -> whole-body curriculum (docs/spec.md §8): stage 2 starts from stage
-1's EMA weights."""
+"""Curriculum (docs/spec.md §8): a run starts from the (EMA) weights of a
+GTPT trained on another keypoint layout, e.g. stage 2 (whole body) from
+stage 1 (body), or CrowdPose from COCO. What carries over is
+:func:`~gtpt_mmpose.models.weight_transfer.transfer_weights`'s to say."""
 import glob
 import os.path as osp
 import re
-from typing import List, Optional
+from typing import Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -11,11 +13,11 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 
+from ..models.weight_transfer import (TransferReport, source_keypoint_names,
+                                      transfer_weights)
 from ..utils.safe_checkpoint import load_checkpoint_file
 from .run_checks import RunSetupError
 
-# the only weights a whole-body GTPT has that a body GTPT lacks
-NEW_IN_STAGE2 = ('backbone.part_token', 'backbone.dense_keypoint_token')
 # what CheckpointHook(save_best='coco/AP') of a stage-1 config names its best
 STAGE1_BEST = 'best_coco_AP_epoch_*.pth'
 
@@ -24,7 +26,7 @@ class Stage1NotFoundError(RunSetupError):
     """Stage 2 has neither a stage-1 model nor ``from_scratch=True``."""
 
 
-def stage1_state_dict(path: str) -> dict:
+def stage1_state_dict(path: str) -> Tuple[dict, Optional[dict]]:
     """Read the weights a stage-1 checkpoint publishes.
 
     Args:
@@ -33,7 +35,8 @@ def stage1_state_dict(path: str) -> dict:
             authors' model.
 
     Returns:
-        dict: Its ``backbone.*`` and ``head.*`` weights.
+        tuple: Its ``backbone.*`` and ``head.*`` weights, and its ``meta``
+        (None without one).
     """
     ckpt = load_checkpoint_file(path)
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
@@ -41,42 +44,34 @@ def stage1_state_dict(path: str) -> dict:
             k.startswith('backbone.') for k in state):
         raise ValueError(f'{path} is not a GTPT checkpoint of this package '
                          '(no "backbone.*" weights)')
-    return state
+    return state, ckpt.get('meta')
 
 
-def load_stage1(model: torch.nn.Module, path: str) -> List[str]:
-    """Load every stage-1 weight into a whole-body ``model``.
-
-    The checkpoint is checked before anything is loaded: each of its weights
-    must exist in ``model`` with the same shape, and the weights it lacks must
-    be exactly the part and dense keypoint tokens, which keep their initial
-    values.
+def load_stage1(model: torch.nn.Module, path: str) -> TransferReport:
+    """Start ``model`` from a GTPT checkpoint of any keypoint layout.
 
     Args:
-        model (nn.Module): The whole-body ``TopdownPoseEstimator``.
+        model (nn.Module): The ``TopdownPoseEstimator`` to initialise.
         path (str): The stage-1 checkpoint.
 
     Returns:
-        List[str]: The names left at their initial values.
+        TransferReport: What was transferred, and what keeps its initial
+        values.
+
+    Raises:
+        ValueError: The file is no GTPT checkpoint, another variant (width,
+            stem), or its keypoints are not named.
     """
-    state = stage1_state_dict(path)
-    own = model.state_dict()
-    for key, value in state.items():
-        if key not in own:
-            raise ValueError(f'stage-1 checkpoint {path} does not fit: {key} '
-                             'is not in the whole-body model')
-        if own[key].shape != value.shape:
-            raise ValueError(
-                f'stage-1 checkpoint {path} does not fit: {key} has shape '
-                f'{tuple(value.shape)}, the whole-body model expects '
-                f'{tuple(own[key].shape)}')
-    new = [k for k in own if k not in state]
-    if sorted(new) != sorted(NEW_IN_STAGE2):
-        raise ValueError(f'stage-1 checkpoint {path} lacks '
-                         f'{sorted(set(new) - set(NEW_IN_STAGE2))}; '
-                         'is it a GTPT body model of the same variant?')
-    missing, _ = model.load_state_dict(state, strict=False)
-    return list(missing)
+    state, meta = stage1_state_dict(path)
+    rows = state.get('backbone.keypoint_token')
+    dense = state.get('backbone.dense_keypoint_token')
+    count = (0 if rows is None else rows.shape[1]) + (0 if dense is None else
+                                                      dense.shape[1])
+    try:
+        return transfer_weights(model, state,
+                                source_keypoint_names(meta, count))
+    except ValueError as exc:
+        raise ValueError(f'stage-1 checkpoint {path}: {exc}') from None
 
 
 def find_stage1_checkpoint(work_dir: str) -> Optional[str]:
@@ -136,25 +131,37 @@ def stage1_checkpoint_for(cfg: Config,
     return found
 
 
+def stage1_required(cfg: Config, required: Optional[bool] = None) -> bool:
+    """Whether a run must start from a stage-1 checkpoint (or say
+    ``from_scratch``): ``required`` if given, else whether the config names
+    a ``stage1_work_dir``."""
+    return bool(cfg.get('stage1_work_dir')) if required is None else required
+
+
 @HOOKS.register_module()
 class CurriculumInitHook(Hook):
-    """Initialise a whole-body run from a stage-1 body checkpoint before the
-    first iteration.
+    """Initialise a run from a GTPT checkpoint of any keypoint layout before
+    the first iteration (fine-tuning; the body -> whole-body curriculum).
 
     The checkpoint is the config's ``stage1_checkpoint`` if given, else the
-    best checkpoint that stage 1's own default run saved in
-    ``stage1_work_dir`` (``work_dirs/gtpt-{t,s,b}_coco``, relative to the
-    current folder as MMPose's default work directory is); the log names the
-    file taken. A resumed run, or one with ``load_from``, keeps the weights it
-    loaded. Without any of these, stage 2 is refused unless ``from_scratch``
-    is set: the authors' code silently trains from scratch in that case
-    (docs/spec.md §8).
+    best checkpoint that a stage-1 run saved in the config's
+    ``stage1_work_dir`` (the whole-body configs name
+    ``work_dirs/gtpt-{t,s,b}_coco``, relative to the current folder as
+    MMPose's default work directory is); the log names the file taken and
+    what was transferred. A resumed run, or one with ``load_from``, keeps
+    the weights it loaded. When a checkpoint is ``required`` (by default:
+    when the config names a ``stage1_work_dir``, as the whole-body configs
+    do) and there is none, the run is refused unless ``from_scratch`` is
+    set: the authors' code silently trains from scratch in that case
+    (docs/spec.md §8); otherwise the run trains from scratch.
 
     Args:
-        checkpoint (str, optional): Stage-1 checkpoint; defaults to the
-            config's ``stage1_checkpoint``.
-        from_scratch (bool, optional): Train stage 2 without stage-1 weights;
-            defaults to the config's ``from_scratch``.
+        checkpoint (str, optional): The checkpoint; defaults to the config's
+            ``stage1_checkpoint``.
+        from_scratch (bool, optional): Train without one; defaults to the
+            config's ``from_scratch``.
+        required (bool, optional): Refuse to train from scratch unless told
+            to; defaults to whether the config names a ``stage1_work_dir``.
     """
 
     # before GTPTEMAHook copies the model into the EMA
@@ -162,9 +169,11 @@ class CurriculumInitHook(Hook):
 
     def __init__(self,
                  checkpoint: Optional[str] = None,
-                 from_scratch: Optional[bool] = None) -> None:
+                 from_scratch: Optional[bool] = None,
+                 required: Optional[bool] = None) -> None:
         self.checkpoint = checkpoint
         self.from_scratch = from_scratch
+        self.required = required
 
     def before_train(self, runner) -> None:
         """Load the stage-1 weights, or refuse to start without them."""
@@ -172,15 +181,17 @@ class CurriculumInitHook(Hook):
             runner.logger.info('CurriculumInitHook: weights were loaded or '
                                'resumed; not loading stage 1')
             return
-        checkpoint = stage1_checkpoint_for(runner.cfg, self.checkpoint,
-                                           self.from_scratch)
+        if stage1_required(runner.cfg, self.required):
+            checkpoint = stage1_checkpoint_for(runner.cfg, self.checkpoint,
+                                               self.from_scratch)
+        else:
+            checkpoint = self.checkpoint or runner.cfg.get('stage1_checkpoint')
         if checkpoint is None:
-            runner.logger.warning('CurriculumInitHook: training stage 2 from '
-                                  'scratch (from_scratch=True)')
+            runner.logger.info('CurriculumInitHook: training from scratch '
+                               '(no stage1_checkpoint)')
             return
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        new = load_stage1(model, checkpoint)
-        runner.logger.info(
-            f'CurriculumInitHook: stage-1 weights from {checkpoint}; newly '
-            f'initialised: {new}')
+        report = load_stage1(model, checkpoint)
+        runner.logger.info(f'CurriculumInitHook: stage-1 weights from '
+                           f'{checkpoint}: {report.summary()}')

@@ -98,6 +98,13 @@ def check_weights_fit(module: nn.Module, state_dict: dict, prefix: str,
     ]
     found = (f'(checkpoint: {describe_gtpt_weights(state_dict)}); is it a '
              'checkpoint of another variant or keypoint count?')
+    theirs = gtpt_variant(state_dict)
+    if (theirs is not None and hasattr(module, 'num_keypoints')
+            and theirs.num_keypoints != module.num_keypoints):
+        # another layout: the weights that mean the same carry over
+        found += (' To start training from a checkpoint of another keypoint '
+                  'layout, pass it as --cfg-options stage1_checkpoint=PATH '
+                  '(README, "Fine-tuning").')
     for name, value in own.items():
         key = prefix + name
         if key in state_dict and tuple(state_dict[key].shape) != tuple(
@@ -107,13 +114,9 @@ def check_weights_fit(module: nn.Module, state_dict: dict, prefix: str,
                 f'{tuple(state_dict[key].shape)}, the model expects '
                 f'{tuple(value.shape)} {found}')
     if missing:
-        hint = (' (a body checkpoint starts a whole-body training run as its '
-                'stage1_checkpoint)' if any(
-                    k.endswith('dense_keypoint_token')
-                    for k in missing) else '')
         raise CheckpointMismatchError(
             f'checkpoint does not fit {what}: it lacks {_some(missing)} '
-            f'{found}{hint}')
+            f'{found}')
     if extra:
         raise CheckpointMismatchError(
             f'checkpoint does not fit {what}: it has {_some(extra)}, which '

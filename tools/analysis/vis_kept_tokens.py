@@ -12,7 +12,8 @@ coarse pruning; then, one column per group (head, upper body, lower body),
 the tokens the group received at the coarse-to-fine transition and those
 left after the second pruning. Kept cells are tinted in the group's colour,
 dropped cells dimmed. Each token covers a 16 x 12 pixel cell of the
-256 x 192 crop. Asking for the kept tokens changes no output of the model.
+crop (a crop that is not a whole number of cells, e.g. 256 x 256, is drawn
+with the padding the model adds). Asking for the kept tokens changes no output of the model.
 """
 import argparse
 import os.path as osp
@@ -216,6 +217,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         fail(f'{args.config!r} is not a GTPT model '
              '(its backbone has no kept_tokens)')
     result = analyse(model, preprocess(model, args.image, args.bbox))
+    left, right, top, bottom = model.backbone.image_padding
+    if left or right or top or bottom:  # the cells cover the padded crop
+        result['crop'] = np.pad(result['crop'],
+                                ((top, bottom), (left, right), (0, 0)))
+        result['keypoints'] = result['keypoints'] + np.array([left, top])
     grid = model.backbone.grid  # rows and columns of the visual tokens
     box = ' box ' + ' '.join(
         f'{v:g}' for v in args.bbox) if args.bbox else ' (whole image)'
