@@ -8,11 +8,11 @@ from conftest import config_file
 from mmengine.hooks import Hook
 
 from gtpt_mmpose.engine.curriculum import CurriculumInitHook, load_stage1
+from gtpt_mmpose.engine.ema import CosineMomentumEMA
+from gtpt_mmpose.models.losses import GlobalPerceivedLoss
 
 # the only weights a whole-body GTPT has that a body GTPT lacks
 NEW_IN_STAGE2 = ('backbone.part_token', 'backbone.dense_keypoint_token')
-from gtpt_mmpose.engine.ema import CosineMomentumEMA
-from gtpt_mmpose.models.losses import GlobalPerceivedLoss
 
 
 def build(name: str):

@@ -13,7 +13,8 @@ the tokens the group received at the coarse-to-fine transition and those
 left after the second pruning. Kept cells are tinted in the group's colour,
 dropped cells dimmed. Each token covers a 16 x 12 pixel cell of the
 crop (a crop that is not a whole number of cells, e.g. 256 x 256, is drawn
-with the padding the model adds). Asking for the kept tokens changes no output of the model.
+with the padding the model adds). Asking for the kept tokens changes no
+output of the model.
 """
 import argparse
 import os.path as osp
