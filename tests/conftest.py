@@ -27,6 +27,15 @@ def _registries():
     register_all_modules()
 
 
+@pytest.fixture(autouse=True)
+def _runners_on_the_cpu(monkeypatch):
+    """In-process MMEngine Runners put the model on the CPU, also on a GPU
+    host, where MMEngine would move it to CUDA: their tests compare with
+    values computed on the CPU. tests/test_devices.py covers the GPU."""
+    import mmengine.runner.runner as runner_module
+    monkeypatch.setattr(runner_module, 'get_device', lambda: 'cpu')
+
+
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     return REPO
