@@ -16,101 +16,32 @@ from typing import Callable, Dict
 
 KINDS = ('matrix', 'conv', 'glue', 'other')
 
-# op names by kind; torch ops are matched without their namespace
-MATRIX_OPS = frozenset({
-    # torch eager and inductor's extern kernels
-    'addmm',
-    'mm',
-    'bmm',
-    'baddbmm',
-    'matmul',
-    'linear',
-    '_scaled_dot_product_flash_attention_for_cpu',
-    '_linear_pointwise',
-    '_mkl_linear',
-    'mkl_linear',
-    '_scaled_dot_product_flash_attention_for_cpu_backward',
-    # ONNX Runtime
-    'Gemm',
-    'MatMul',
-    'FusedMatMul',
-    'FusedGemm',
-    'Attention',
-    'MultiHeadAttention',
-    # OpenVINO
-    'FullyConnected',
-    'ScaledDotProductAttention',
-    'ScaledAttn'
-})
-CONV_OPS = frozenset({
-    'conv2d', 'convolution', '_convolution', 'mkldnn_convolution',
-    '_convolution_pointwise', '_slow_conv2d_forward', '_slow_conv2d_backward',
-    'thnn_conv2d', 'convolution_backward', 'mkldnn_convolution_backward',
-    'Conv', 'FusedConv', 'Convolution', 'GroupConvolution', 'Deconvolution'
-})
-GLUE_OPS = frozenset({
-    # torch
-    'copy_',
-    'cat',
-    'gather',
-    'index',
-    'index_select',
-    'clone',
-    'contiguous',
-    'stack',
-    'expand',
-    'permute',
-    'transpose',
-    'view',
-    'reshape',
-    '_unsafe_view',
-    'as_strided',
-    'slice',
-    'select',
-    'unbind',
-    'split',
-    'split_with_sizes',
-    'chunk',
-    'constant_pad_nd',
-    'pad',
-    'flatten',
-    'unsqueeze',
-    'squeeze',
-    't',
-    'empty',
-    'empty_like',
-    'new_empty',
-    'pixel_shuffle',
-    'movedim',
-    'unflatten',
-    'narrow',
-    # ONNX Runtime
-    'Transpose',
-    'Reshape',
-    'Slice',
-    'Concat',
-    'Gather',
-    'GatherElements',
-    'GatherND',
-    'Split',
-    'Squeeze',
-    'Unsqueeze',
-    'Expand',
-    'Pad',
-    'ReorderInput',
-    'ReorderOutput',
-    'Identity',
-    'Flatten',
-    'Tile',
-    'DepthToSpace',
-    'SpaceToDepth',
-    # OpenVINO
-    'Reorder',
-    'Broadcast',
-    'VariadicSplit',
-    'StridedSlice',
-    'ShuffleChannels'
-})
+# op names by kind, torch's (matched without their namespace, eager and
+# inductor's extern kernels), then ONNX Runtime's, then OpenVINO's
+MATRIX_OPS = frozenset("""
+    addmm mm bmm baddbmm matmul linear _linear_pointwise _mkl_linear mkl_linear
+    _scaled_dot_product_flash_attention_for_cpu
+    _scaled_dot_product_flash_attention_for_cpu_backward
+    Gemm MatMul FusedMatMul FusedGemm Attention MultiHeadAttention
+    FullyConnected ScaledDotProductAttention ScaledAttn
+    """.split())
+CONV_OPS = frozenset("""
+    conv2d convolution _convolution mkldnn_convolution _convolution_pointwise
+    _slow_conv2d_forward _slow_conv2d_backward thnn_conv2d convolution_backward
+    mkldnn_convolution_backward
+    Conv FusedConv
+    Convolution GroupConvolution Deconvolution
+    """.split())
+GLUE_OPS = frozenset("""
+    copy_ cat gather index index_select clone contiguous stack expand permute
+    transpose view reshape _unsafe_view as_strided slice select unbind split
+    split_with_sizes chunk constant_pad_nd pad flatten unsqueeze squeeze t
+    empty empty_like new_empty pixel_shuffle movedim unflatten narrow
+    Transpose Reshape Slice Concat Gather GatherElements GatherND Split Squeeze
+    Unsqueeze Expand Pad ReorderInput ReorderOutput Identity Flatten Tile
+    DepthToSpace SpaceToDepth
+    Reorder Broadcast VariadicSplit StridedSlice ShuffleChannels
+    """.split())
 
 
 def op_kind(name: str) -> str:
