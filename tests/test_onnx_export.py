@@ -159,7 +159,7 @@ def test_example_refuses_a_missing_model(tmp_path):
 def test_example_runs_openvino_in_bf16(exported, tmp_path):
     """bf16 moves the untrained fixture's keypoints little; what bf16 does
     to a trained model's keypoints and AP is measured by
-    tools/analysis/bf16_accuracy.py (README, Deploy)."""
+    ``tools/analysis/benchmark.py --bf16-accuracy`` (docs/design.md §6)."""
     outs = {}
     for precision in ('fp32', 'bf16'):
         out = str(tmp_path / f'{precision}.json')

@@ -1,4 +1,6 @@
-"""Counting tools: parameters and FLOPs of GTPT and MMPose models."""
+"""Measuring GTPT and MMPose models: FLOPs and parameters (``flops``), and
+the benchmarks' building blocks, imported by module (models by name,
+synthetic inputs, runtimes, timing, op profiles, reports)."""
 from .flops import count_flops
 
 __all__ = ['count_flops']

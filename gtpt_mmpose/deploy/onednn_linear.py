@@ -5,9 +5,9 @@ PyTorch runs a float32 ``nn.Linear`` on a CPU through the BLAS it was built
 with (MKL on x86). MKL picks its kernels by CPU vendor: on Intel CPUs it runs
 GTPT's linear layers at 160-220 GMAC/s on 2 threads, on an AMD EPYC with the
 same AVX-512 at about 100; oneDNN, which PyTorch also ships, picks its
-kernels by instruction set and reaches 165-210 on both (docs/design.md).
-:func:`use_onednn_linears` is what ``prepare_for_inference`` applies where
-:func:`mkl_is_slow`. Same float32 product, another summation order.
+kernels by instruction set and reaches 165-210 on both (docs/design.md
+§2.3). :func:`use_onednn_linears` is what ``prepare_for_inference`` applies
+where :func:`mkl_is_slow`. Same float32 product, another summation order.
 """
 import torch
 import torch.nn as nn

@@ -10,7 +10,7 @@ heads inside the kernel. While :func:`heads_in_channels` is active, every
 writes as that op, and q, k and v come from three products instead of a Split
 of one (the runtimes copy a Split's outputs; GTPT-S 1-2 % faster in ONNX
 Runtime and OpenVINO, glue 17.8 -> 15.5 % of ONNX Runtime's op time,
-docs/history.md). Same product, same outputs; only the export uses it.
+docs/design.md §2.5). Same product, same outputs; only the export uses it.
 """
 import contextlib
 from typing import Iterator, Optional, Tuple

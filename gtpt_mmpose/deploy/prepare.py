@@ -17,7 +17,7 @@ from .onednn_linear import mkl_is_slow, use_onednn_linears
 #: Images per tokenizer call in eager PyTorch on a CPU: a whole large batch's
 #: stride-2 and stride-4 feature maps fall out of the CPU caches (GTPT-S,
 #: batch 32, 2 cores: 44.6 ms per image in one call, 33.8 in chunks of 4,
-#: docs/design.md). A GPU wants the whole batch at once.
+#: docs/design.md §2.2). A GPU wants the whole batch at once.
 TOKENIZER_CHUNK = 4
 
 BACKENDS = ('eager', 'export')

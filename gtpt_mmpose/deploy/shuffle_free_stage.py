@@ -4,10 +4,10 @@ A stride-1 unit splits its input in halves, transforms the second half and
 concatenates, and the channel shuffle after it interleaves the two. In an
 exported graph each unit then costs a Split and an interleaving copy of the
 whole map, with layout reorders around both (GTPT-S: about 1.2 ms in ONNX
-Runtime and 1.8 ms in OpenVINO, docs/history.md). None of it moves a value
-that a convolution could not read in another order: every channel of the
-stage is made by some unit's last 1x1 convolution and read exactly once, by
-a later unit's first 1x1 convolution or by the stage's consumer.
+Runtime and 1.8 ms in OpenVINO, docs/design.md §2.4). None of it moves a
+value that a convolution could not read in another order: every channel of
+the stage is made by some unit's last 1x1 convolution and read exactly once,
+by a later unit's first 1x1 convolution or by the stage's consumer.
 
 So :class:`ShuffleFreeStage` cuts each of those last convolutions by output
 channel into one convolution per reader ("pieces"), concatenates a unit's

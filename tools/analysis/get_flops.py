@@ -2,7 +2,7 @@
 r"""Parameters and GFLOPs of pose models in eval mode (GTPT: one branch,
 pruned path).
 
-Two conventions (``gtpt_mmpose/utils/flops.py``): ``authors`` follows thop's
+Two conventions (``gtpt_mmpose/analysis/flops.py``): ``authors`` follows thop's
 ``profile``, the counter behind the GTPT paper's figures (no attention matrix
 products); ``full`` adds q @ k^T and attn @ v of every attention call. FLOPs
 here are multiply-accumulates, as in thop and the paper.

@@ -5,111 +5,43 @@ per-node counters) gives op times; they are summed into four kinds: matrix
 products (linear layers and attention), convolutions, layout glue (copies
 that only move data: transposes, reorders, reshapes, slices, concatenations,
 gathers, splits, expansions, pads) and everything else (norms,
-activations, element-wise and fused subgraphs, top-k). Used by
-benchmark.py --profile.
+activations, element-wise and fused subgraphs, top-k). Used by the
+benchmarks' ``--profile``. Profiler overhead is included: op times are not
+the benchmarks' wall times, their shares are what to compare.
 """
 import collections
 import json
 import os.path as osp
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict
 
 KINDS = ('matrix', 'conv', 'glue', 'other')
 
-# op names by kind; torch ops are matched without their namespace
-MATRIX_OPS = frozenset({
-    # torch eager and inductor's extern kernels
-    'addmm',
-    'mm',
-    'bmm',
-    'baddbmm',
-    'matmul',
-    'linear',
-    '_scaled_dot_product_flash_attention_for_cpu',
-    '_linear_pointwise',
-    '_mkl_linear',
-    'mkl_linear',
-    '_scaled_dot_product_flash_attention_for_cpu_backward',
-    # ONNX Runtime
-    'Gemm',
-    'MatMul',
-    'FusedMatMul',
-    'FusedGemm',
-    'Attention',
-    'MultiHeadAttention',
-    # OpenVINO
-    'FullyConnected',
-    'ScaledDotProductAttention',
-    'ScaledAttn'
-})
-CONV_OPS = frozenset({
-    'mkldnn_convolution', '_convolution_pointwise', 'convolution',
-    '_slow_conv2d_forward', 'thnn_conv2d', 'convolution_backward',
-    'mkldnn_convolution_backward', 'Conv', 'FusedConv', 'Convolution',
-    'GroupConvolution', 'Deconvolution'
-})
-GLUE_OPS = frozenset({
-    # torch
-    'copy_',
-    'cat',
-    'gather',
-    'index',
-    'index_select',
-    'clone',
-    'contiguous',
-    'stack',
-    'expand',
-    'permute',
-    'transpose',
-    'view',
-    'reshape',
-    '_unsafe_view',
-    'as_strided',
-    'slice',
-    'select',
-    'unbind',
-    'split',
-    'split_with_sizes',
-    'chunk',
-    'constant_pad_nd',
-    'pad',
-    'flatten',
-    'unsqueeze',
-    'squeeze',
-    't',
-    'empty',
-    'empty_like',
-    'new_empty',
-    'pixel_shuffle',
-    'movedim',
-    'unflatten',
-    'narrow',
-    # ONNX Runtime
-    'Transpose',
-    'Reshape',
-    'Slice',
-    'Concat',
-    'Gather',
-    'GatherElements',
-    'GatherND',
-    'Split',
-    'Squeeze',
-    'Unsqueeze',
-    'Expand',
-    'Pad',
-    'ReorderInput',
-    'ReorderOutput',
-    'Identity',
-    'Flatten',
-    'Tile',
-    'DepthToSpace',
-    'SpaceToDepth',
-    # OpenVINO
-    'Reorder',
-    'Broadcast',
-    'VariadicSplit',
-    'StridedSlice',
-    'ShuffleChannels'
-})
+# op names by kind, torch's (matched without their namespace, eager and
+# inductor's extern kernels), then ONNX Runtime's, then OpenVINO's
+MATRIX_OPS = frozenset("""
+    addmm mm bmm baddbmm matmul linear _linear_pointwise _mkl_linear mkl_linear
+    _scaled_dot_product_flash_attention_for_cpu
+    _scaled_dot_product_flash_attention_for_cpu_backward
+    Gemm MatMul FusedMatMul FusedGemm Attention MultiHeadAttention
+    FullyConnected ScaledDotProductAttention ScaledAttn
+    """.split())
+CONV_OPS = frozenset("""
+    conv2d convolution _convolution mkldnn_convolution _convolution_pointwise
+    _slow_conv2d_forward _slow_conv2d_backward thnn_conv2d convolution_backward
+    mkldnn_convolution_backward
+    Conv FusedConv
+    Convolution GroupConvolution Deconvolution
+    """.split())
+GLUE_OPS = frozenset("""
+    copy_ cat gather index index_select clone contiguous stack expand permute
+    transpose view reshape _unsafe_view as_strided slice select unbind split
+    split_with_sizes chunk constant_pad_nd pad flatten unsqueeze squeeze t
+    empty empty_like new_empty pixel_shuffle movedim unflatten narrow
+    Transpose Reshape Slice Concat Gather GatherElements GatherND Split Squeeze
+    Unsqueeze Expand Pad ReorderInput ReorderOutput Identity Flatten Tile
+    DepthToSpace SpaceToDepth
+    Reorder Broadcast VariadicSplit StridedSlice ShuffleChannels
+    """.split())
 
 
 def op_kind(name: str) -> str:
@@ -137,11 +69,11 @@ def torch_op_seconds(call: Callable[[], object],
     }
 
 
-def onnxruntime_node_seconds(path: str, image, threads: int, calls: int,
-                             workdir: str) -> Dict[str, Tuple[str, float]]:
-    """Node name -> (op type, kernel seconds per call), ONNX Runtime's
-    profile; a fused node is named '<first node>/<fusion>'."""
-    from gtpt_mmpose.deploy import open_session
+def onnxruntime_op_seconds(path: str, image, threads: int, calls: int,
+                           workdir: str) -> Dict[str, float]:
+    """Kernel seconds per call of every ONNX Runtime op type, from its
+    profiler's trace of ``calls`` runs after a warm-up run."""
+    from ..deploy import open_session
     run = open_session(
         path,
         'onnxruntime',
@@ -154,30 +86,18 @@ def onnxruntime_node_seconds(path: str, image, threads: int, calls: int,
     runs = sorted(
         e['ts'] for e in events
         if e.get('cat') == 'Session' and e.get('name') == 'model_run')
-    nodes: Dict[str, Tuple[str, float]] = {}
+    seconds: Dict[str, float] = collections.defaultdict(float)
     for e in events:  # node events after the first (warm-up) run
         if (e.get('cat') == 'Node' and e['name'].endswith('_kernel_time')
                 and e['ts'] >= runs[1]):
-            name = e['name'][:-len('_kernel_time')]
-            seconds = nodes.get(name, ('', 0.0))[1] + e['dur'] * 1e-6 / calls
-            nodes[name] = (e['args']['op_name'], seconds)
-    return nodes
-
-
-def onnxruntime_op_seconds(path: str, image, threads: int, calls: int,
-                           workdir: str) -> Dict[str, float]:
-    """Kernel seconds per call of every ONNX Runtime op type."""
-    seconds: Dict[str, float] = collections.defaultdict(float)
-    for op, s in onnxruntime_node_seconds(path, image, threads, calls,
-                                          workdir).values():
-        seconds[op] += s
+            seconds[e['args']['op_name']] += e['dur'] * 1e-6 / calls
     return dict(seconds)
 
 
 def openvino_op_seconds(path: str, image, threads: int, calls: int,
                         runtime: str) -> Dict[str, float]:
     """Seconds per call of every OpenVINO node type that ran."""
-    from gtpt_mmpose.deploy import open_session
+    from ..deploy import open_session
     run = open_session(path, runtime, threads, profile_prefix='perf_count')
     run(image)
     seconds: Dict[str, float] = collections.defaultdict(float)
@@ -191,14 +111,23 @@ def openvino_op_seconds(path: str, image, threads: int, calls: int,
 
 
 def by_kind(seconds: Dict[str, float], batch: int) -> Dict[str, float]:
-    """ms per image of each kind, their total, and the glue share."""
+    """Per kind: ``{kind}_ms`` per image and ``{kind}_share`` of the op
+    time; ``total_ms`` per image.
+
+    Args:
+        seconds (dict): Op name -> seconds per call, from a profiler above.
+        batch (int): Images per call.
+    """
     kinds = dict.fromkeys(KINDS, 0.0)
     for op, s in seconds.items():
         kinds[op_kind(op)] += s * 1e3 / batch
     total = sum(kinds.values())
     out = {f'{k}_ms': v for k, v in kinds.items()}
-    out.update(
-        total_ms=total, glue_share=kinds['glue'] / total if total else 0.0)
+    out.update({
+        f'{k}_share': v / total if total else 0.0
+        for k, v in kinds.items()
+    })
+    out['total_ms'] = total
     return out
 
 

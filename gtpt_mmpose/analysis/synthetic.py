@@ -1,0 +1,55 @@
+"""Synthetic inputs for the benchmarks: normalised images and SimCC training
+targets of the whole-body models' shapes."""
+from typing import List, Tuple
+
+import torch
+from torch import Tensor
+
+from .model_zoo import INPUT_SHAPE
+
+NUM_KEYPOINTS = 133
+#: SimCC bins along x and y: the 192 x 256 crop at split ratio 2
+SIMCC_BINS = (384, 512)
+#: the codec's Gaussian sigma, in bins
+SIMCC_SIGMA = 4.0
+
+
+def random_images(batch: int, seed: int = 0) -> Tensor:
+    """(batch, 3, 256, 192) standard-normal images, the same for the same
+    ``batch`` and ``seed``."""
+    g = torch.Generator().manual_seed(seed * 1000 + batch)
+    return torch.randn(batch, *INPUT_SHAPE, generator=g)
+
+
+def training_batch(batch: int,
+                   device: str = 'cpu') -> Tuple[Tensor, List[object]]:
+    """Images and ``PoseDataSample`` targets as MMPose's SimCC codec makes
+    them: one person per image, every keypoint visible at a random place, a
+    normalised Gaussian over the bins of each axis.
+
+    Returns:
+        tuple: (B, 3, 256, 192) images and B data samples with
+        ``gt_instance_labels`` ``keypoint_x_labels`` (1, 133, 384),
+        ``keypoint_y_labels`` (1, 133, 512) and ``keypoint_weights``
+        (1, 133).
+    """
+    from mmengine.structures import InstanceData
+    from mmpose.structures import PoseDataSample
+    g = torch.Generator().manual_seed(0)
+    norm = SIMCC_SIGMA * (2 * torch.pi)**0.5
+    samples = []
+    for _ in range(batch):
+        labels = {}
+        for axis, bins in zip('xy', SIMCC_BINS):
+            grid = torch.arange(float(bins))
+            mu = torch.rand(1, NUM_KEYPOINTS, 1, generator=g) * bins
+            labels[f'keypoint_{axis}_labels'] = (
+                torch.exp(-(grid - mu)**2 /
+                          (2 * SIMCC_SIGMA**2)).div(norm).to(device))
+        sample = PoseDataSample()
+        sample.gt_instance_labels = InstanceData(
+            keypoint_weights=torch.ones(1, NUM_KEYPOINTS, device=device),
+            **labels)
+        samples.append(sample)
+    images = torch.randn(batch, *INPUT_SHAPE, generator=g).to(device)
+    return images, samples
