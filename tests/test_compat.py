@@ -70,8 +70,9 @@ def test_check_gtpt_weights_on_load(converted, monkeypatch):
         init_model(config_file('gtpt-t_coco-wholebody'), body, device='cpu')
 
 
-def draw_keypoints() -> np.ndarray:
-    """Draw 133 keypoints with MMPose's visualiser; return the picture."""
+def draw_keypoints() -> tuple:
+    """Draw 133 keypoints with MMPose's visualiser; return the picture and
+    the (133, 2) keypoints."""
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
     from mmpose.structures import PoseDataSample
     from mmpose.visualization import PoseLocalVisualizer
@@ -82,13 +83,13 @@ def draw_keypoints() -> np.ndarray:
             dict(from_file='configs/_base_/datasets/coco_wholebody.py')))
     sample = PoseDataSample()
     rng = np.random.default_rng(0)
+    keypoints = rng.uniform(10, 90, (1, 133, 2))
     sample.pred_instances = InstanceData(
-        keypoints=rng.uniform(10, 90, (1, 133, 2)),
-        keypoint_scores=np.ones((1, 133)))
+        keypoints=keypoints, keypoint_scores=np.ones((1, 133)))
     image = np.zeros((100, 100, 3), np.uint8)
     vis.add_datasample(
         'x', image, data_sample=sample, draw_gt=False, kpt_thr=0.5, show=False)
-    return vis.get_image()
+    return vis.get_image(), keypoints[0]
 
 
 def test_patch_opencv_draw_circles(monkeypatch):
@@ -99,7 +100,10 @@ def test_patch_opencv_draw_circles(monkeypatch):
     with pytest.raises(TypeError, match='only 0-dimensional arrays'):
         draw_keypoints()
     monkeypatch.undo()
-    assert draw_keypoints().sum() > 0  # circles and links were drawn
+    image, keypoints = draw_keypoints()
+    # a circle on every keypoint (the links alone cover about half of them)
+    x, y = np.rint(keypoints).astype(int).T
+    assert (image[y, x] > 0).any(-1).all()
 
 
 def test_start_cpu_process_group(monkeypatch):
