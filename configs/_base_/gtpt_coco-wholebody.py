@@ -35,10 +35,13 @@ val_evaluator = dict(
     ann_file=osp.join(data_root, 'annotations/coco_wholebody_val_v1.0.json'))
 test_evaluator = val_evaluator
 default_hooks = dict(checkpoint=dict(save_best='coco-wholebody/AP'))
+# gtpt_runtime.py's hooks, with stage 2's initialisation from stage 1
 custom_hooks = [
     dict(type='GTPTEMAHook', momentum_start=0.996, priority='NORMAL'),
     dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
+    dict(type='SyncBuffersHook'),
     dict(type='KeypointCountCheckHook'),
     dict(type='NonFiniteCheckHook'),
     dict(type='BadSampleReportHook'),
+    dict(type='TF32Hook'),
 ]
