@@ -28,8 +28,9 @@ model = dict(
 # Per GPU. 10 worker processes, as RTMPose's configs: the whole-body train
 # pipeline costs ~16 ms of CPU per sample (one core of our 2-core CI machine:
 # image decoding 4.7 ms, SimCC targets 3.8 ms, affine warp 2.1 ms), about 1 s
-# per batch of 64, which a GPU step needs far faster. Batches go to the GPU
-# from pinned (page-locked) memory.
+# per batch of 64 for one process, so a GPU that trains on a batch in a
+# fraction of a second needs several to keep up. Batches reach the GPU from
+# pinned (page-locked) memory.
 train_dataloader = dict(
     batch_size=64,
     num_workers=10,
