@@ -21,9 +21,11 @@ custom_hooks = [
         total_iters=10000,
         priority='NORMAL'),
     dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
+    dict(type='SyncBuffersHook'),
     dict(type='KeypointCountCheckHook'),
     dict(type='NonFiniteCheckHook'),
     dict(type='BadSampleReportHook'),
+    dict(type='TF32Hook'),
 ]
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(interval=25, max_keep_ckpts=2))
@@ -39,11 +41,13 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
+    pin_memory=False,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
+    pin_memory=False,
     dataset=dict(data_root=data_root, bbox_file=None))
 test_dataloader = val_dataloader
 val_evaluator = dict(

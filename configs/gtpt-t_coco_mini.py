@@ -8,7 +8,7 @@
 #   0.996) on a cosine stretched over 10k iterations: the authors' cosine
 #   reaches 1 at the end of the run and would freeze the average of a run this
 #   short long before its last iteration;
-# * one batch holds the whole set; no worker processes.
+# * one batch holds the whole set; no worker processes, no pinned memory.
 _base_ = ['./gtpt-t_coco.py']
 import os.path as osp  # noqa: E402 (data_root with or without its slash)
 
@@ -26,9 +26,11 @@ custom_hooks = [
         total_iters=10000,
         priority='NORMAL'),
     dict(type='CurriculumInitHook', priority='ABOVE_NORMAL'),
+    dict(type='SyncBuffersHook'),
     dict(type='KeypointCountCheckHook'),
     dict(type='NonFiniteCheckHook'),
     dict(type='BadSampleReportHook'),
+    dict(type='TF32Hook'),
 ]
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(interval=60, max_keep_ckpts=2))
@@ -44,11 +46,13 @@ train_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
+    pin_memory=False,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=16,
     num_workers=0,
     persistent_workers=False,
+    pin_memory=False,
     dataset=dict(data_root=data_root, bbox_file=None))
 test_dataloader = val_dataloader
 val_evaluator = dict(

@@ -1,11 +1,14 @@
 """Checkpoints that survive a full disk and a damaged latest checkpoint
 (issue 16): a failed save leaves the previous checkpoint and last_checkpoint
 intact and names the cause; --resume falls back to the newest intact
-checkpoint. The kill-while-saving test is in test_resume.py."""
+checkpoint. On shared file systems: checkpoints readable as the umask allows,
+a refused folder fsync tolerated. The kill-while-saving test is in
+test_resume.py; the --resume choice across ranks in test_distributed.py."""
 import errno
 import glob
 import os
 import os.path as osp
+import stat
 
 import pytest
 import torch
@@ -14,7 +17,8 @@ from mmengine.fileio import LocalBackend
 
 from gtpt_mmpose.utils.safe_checkpoint import (CheckpointFileError,
                                                CheckpointSaveError,
-                                               load_checkpoint_file)
+                                               load_checkpoint_file,
+                                               write_file_atomically)
 
 
 def disk_full_while_writing(name: str):
@@ -189,3 +193,55 @@ def test_resume_without_an_intact_checkpoint_stops_with_one_error(tmp_path):
             match=f'^cannot resume: checkpoint file {damaged} is empty '
             r'\(0 bytes\).*holds no other intact checkpoint'):
         resume(tmp_path)
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for a test; the previous one comes back."""
+    previous = os.umask(0o022)
+
+    def set_umask(mask: int) -> None:
+        os.umask(mask)
+
+    yield set_umask
+    os.umask(previous)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_checkpoints_get_an_ordinary_files_permissions(tmp_path, umask):
+    """Readable by the group and others as the umask allows, as any file the
+    process writes (mkstemp's temporary files are 0600)."""
+    umask(0o022)
+    runner, _ = make_runner(tmp_path, 'shared', epochs=1)
+    runner.train()
+    for name in ('epoch_1.pth', 'last_checkpoint'):
+        assert mode(tmp_path / name) == 0o644, name
+    for mask, expected in ((0o002, 0o664), (0o077, 0o600), (0o027, 0o640)):
+        umask(mask)
+        write_file_atomically(str(tmp_path / 'file'), b'x')
+        assert mode(tmp_path / 'file') == expected, oct(mask)
+
+
+def test_a_folder_fsync_the_file_system_refuses_does_not_fail_the_save(
+        tmp_path, monkeypatch):
+    """Network and FUSE file systems may refuse to fsync a directory
+    (EINVAL); the file is complete and renamed by then."""
+    real, refused = os.fsync, []
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            refused.append(fd)
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        real(fd)
+
+    monkeypatch.setattr(os, 'fsync', fsync)
+    runner, _ = make_runner(tmp_path, 'no_folder_fsync', epochs=1)
+    runner.train()
+    assert refused  # the folder's fsync was tried, and refused
+    epoch1 = str(tmp_path / 'epoch_1.pth')
+    assert last_checkpoint(tmp_path) == epoch1
+    assert load_checkpoint_file(epoch1)['meta']['epoch'] == 1
+    assert not glob.glob(str(tmp_path / '*.partial'))

@@ -3,14 +3,19 @@ can show: `--amp` builds MMEngine's AmpOptimWrapper from our configs as
 MMPose's tools/train.py does; the model's -inf bias tables, pruning scores,
 outputs and the Global Perceived loss stay finite in float16; and 20
 iterations under bfloat16 autocast track the float32 run."""
+import glob
 import math
+import re
 import runpy
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
 from conftest import config_file
 from mini_runner import make_runner
+from mmengine.hooks import Hook
+from mmengine.optim import AmpOptimWrapper
 
 from gtpt_mmpose.launcher import mmpose_tool
 
@@ -153,3 +158,242 @@ def test_20_iterations_under_bfloat16_autocast_track_float32(
     print(f'largest relative gap {max(gaps):.2%}, last {gaps[-1]:.2%}')
     assert max(gaps) < 0.05
     assert bf16[-1] < 0.8 * bf16[0] and fp32[-1] < 0.8 * fp32[0]  # both learn
+
+
+# ---- float16 with a loss scaler -------------------------------------------
+FLOAT16 = {
+    # MMEngine's AmpOptimWrapper with a GradScaler that works on the CPU
+    'optim_wrapper.type': 'DeviceAmpOptimWrapper',
+    'optim_wrapper.dtype': 'float16',
+    'optim_wrapper.loss_scale': 'dynamic',
+    # two people, one batch: one iteration per epoch in seconds
+    'train_dataloader.batch_size': 2,
+    'train_dataloader.dataset.indices': 2,
+    'default_hooks.checkpoint.interval': 100,
+}
+
+
+def inf_distillation_in(monkeypatch, iterations) -> None:
+    """Make the loss's distillation term Inf in the given (1-based)
+    iterations (float16 autocast: one call per iteration)."""
+    from gtpt_mmpose.models.losses import GlobalPerceivedLoss
+    terms, calls = GlobalPerceivedLoss.pruned_terms, []
+
+    def pruned_terms(self, *args, **kwargs):
+        out = terms(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) in iterations:
+            out['loss_distill'] = out['loss_distill'] * float('inf')
+        return out
+
+    monkeypatch.setattr(GlobalPerceivedLoss, 'pruned_terms', pruned_terms)
+
+
+class StepProbe(Hook):
+    """The weights, the EMA's state and the loss scale when training starts
+    and after every iteration (registered last: after the EMA's update)."""
+
+    def __init__(self) -> None:
+        self.rows = []
+
+    def _record(self, runner) -> None:
+        ema = next(h for h in runner.hooks if hasattr(h, 'ema_model'))
+        self.rows.append(
+            dict(
+                weights={
+                    k: v.detach().clone()
+                    for k, v in runner.model.named_parameters()
+                },
+                ema={
+                    k: v.clone()
+                    for k, v in ema.ema_model.module.state_dict().items()
+                },
+                scale=runner.optim_wrapper.loss_scaler.get_scale()))
+
+    def before_train(self, runner) -> None:
+        self._record(runner)
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx,
+                         data_batch=None,
+                         outputs=None) -> None:
+        self._record(runner)
+
+
+def log_text(work_dir) -> str:
+    return open(glob.glob(str(work_dir / '*' / '*.log'))[-1]).read()
+
+
+@pytest.mark.slow
+def test_float16_an_inf_loss_skips_the_step_and_training_goes_on(
+        tmp_path, monkeypatch):
+    inf_distillation_in(monkeypatch, {1})
+    runner, recorder = make_runner(
+        tmp_path, 'inf_loss', epochs=2, options=FLOAT16)
+    probe = StepProbe()
+    runner.register_hook(probe, priority='LOWEST')
+    runner.train()
+    assert isinstance(runner.optim_wrapper, AmpOptimWrapper)
+    assert recorder.losses[0]['loss_distill'] == float('inf')
+    assert math.isfinite(recorder.losses[1]['loss'])
+    start, skipped, stepped = probe.rows
+    # the scaler skipped the step: weights unchanged, the scale halved ...
+    for key, value in start['weights'].items():
+        assert torch.equal(skipped['weights'][key], value), key
+    assert (start['scale'], skipped['scale']) == (2.0**16, 2.0**15)
+    assert (
+        'iteration 1 (epoch 1): loss term loss_distill is NaN/Inf; the '
+        'loss scaler skipped the optimizer step and lowered the scale to '
+        '32768 (1 skipped in a row; 16 stop the run)') in log_text(tmp_path)
+    # ... the EMA averaged the unchanged weights (and the finite BatchNorm
+    # statistics of the skipped step's forward pass) ...
+    for key, value in skipped['ema'].items():
+        assert torch.isfinite(value[value.abs() != float('inf')]).all(), key
+        if key in start['weights']:
+            assert torch.equal(value, start['weights'][key]), key
+    # ... and the next step trained
+    changed = [
+        k for k, v in stepped['weights'].items()
+        if not torch.equal(v, skipped['weights'][k])
+    ]
+    assert len(changed) > 100
+    saved = torch.load(tmp_path / 'epoch_2.pth', weights_only=True)
+    assert all(
+        torch.isfinite(v[v.abs() != float('inf')]).all()
+        for v in saved['state_dict'].values() if v.is_floating_point())
+
+
+@pytest.mark.slow
+def test_float16_skipped_steps_in_a_row_stop_the_run(tmp_path, monkeypatch):
+    inf_distillation_in(monkeypatch, {1, 2})
+    runner, recorder = make_runner(
+        tmp_path,
+        'inf_losses',
+        epochs=3,
+        options={
+            **FLOAT16, 'custom_hooks':
+            [dict(type='NonFiniteCheckHook', max_consecutive_skips=2)]
+        })
+    with pytest.raises(
+            FloatingPointError,
+            match=r'^iterations 1-2 \(epoch 2\): 2 optimizer steps in a row '
+            r'skipped by the loss scaler for NaN/Inf losses or gradients '
+            r'\(scale now 16384; NonFiniteCheckHook max_consecutive_skips=2\);'
+            r' training stopped'):
+        runner.train()
+    assert len(recorder.losses) == 1  # the second iteration never logged
+
+
+def test_float16_a_nan_input_still_stops_the_run(tmp_path):
+    from test_training_safety import POISONED_IMAGE, poison_pixels
+    runner, _ = make_runner(
+        tmp_path,
+        'nan_input_fp16',
+        options={
+            **FLOAT16, 'train_dataloader.batch_size': 16,
+            'train_dataloader.dataset.indices': None
+        })
+    runner.train_dataloader.dataset.pipeline.transforms.insert(
+        -1, poison_pixels)  # before PackPoseInputs
+    with pytest.raises(FloatingPointError) as info:
+        runner.train()
+    assert re.fullmatch(
+        rf'iteration 1 \(epoch 1\): input image #\d+ of the batch '
+        rf'\(\S+{POISONED_IMAGE}\) has NaN/Inf pixel values; training '
+        r'stopped before this step, no checkpoint written', str(info.value))
+    assert not glob.glob(str(tmp_path / '*.pth'))
+
+
+class _Runner(SimpleNamespace):
+    """What NonFiniteCheckHook reads of a runner."""
+
+    def __init__(self, scaler) -> None:
+        import logging
+        super().__init__(
+            iter=0,
+            epoch=0,
+            model=torch.nn.BatchNorm1d(2),
+            optim_wrapper=SimpleNamespace(loss_scaler=scaler),
+            logger=logging.getLogger('test'))
+
+
+def _iteration(hook, runner, loss: float, skip: bool) -> None:
+    """One training iteration as the hook sees it; ``skip``: the scaler
+    found NaN/Inf gradients and halved its scale."""
+    hook.before_train_iter(runner, 0, None)
+    if skip:
+        runner.optim_wrapper.loss_scaler._scale.mul_(0.5)
+    hook.after_train_iter(runner, 0, None, {'loss': torch.tensor(loss)})
+    runner.iter += 1
+
+
+def test_a_step_the_scaler_takes_ends_a_streak_of_skipped_ones():
+    from gtpt_mmpose.engine import NonFiniteCheckHook
+    scaler = torch.amp.GradScaler('cpu')
+    scaler.scale(torch.ones(()))
+    runner, hook = _Runner(scaler), NonFiniteCheckHook(max_consecutive_skips=3)
+    for skip in (True, True, False, True, True, False):  # never 3 in a row
+        _iteration(hook, runner, 1.0, skip)
+    _iteration(hook, runner, float('inf'), True)
+    _iteration(hook, runner, 1.0, True)  # gradient overflow alone
+    with pytest.raises(
+            FloatingPointError,
+            match=r'^iterations 7-9 \(epoch 1\): 3 optimizer steps in a row'):
+        _iteration(hook, runner, 1.0, True)
+
+
+def test_without_an_enabled_scaler_the_first_inf_loss_stops_the_run():
+    """float32, and bfloat16 on the CPU, where MMEngine's GradScaler is
+    disabled: nothing would skip the step."""
+    from gtpt_mmpose.engine import NonFiniteCheckHook
+    for scaler in (None, torch.amp.GradScaler('cpu', enabled=False)):
+        runner = _Runner(scaler)
+        _iteration(NonFiniteCheckHook(), runner, 1.0, False)
+        with pytest.raises(
+                FloatingPointError,
+                match=r'^iteration 2 \(epoch 1\): loss term loss is NaN/Inf '
+                r'\(loss=inf\); training stopped, no checkpoint written'):
+            _iteration(NonFiniteCheckHook(), runner, float('inf'), False)
+
+
+def test_the_cpu_amp_wrapper_builds_an_enabled_cpu_scaler():
+    from gtpt_mmpose.engine import DeviceAmpOptimWrapper
+    model = torch.nn.Linear(2, 2)
+    wrapper = DeviceAmpOptimWrapper(
+        torch.optim.Adam(model.parameters()), dtype='float16')
+    assert wrapper.loss_scaler.is_enabled()
+    assert wrapper.loss_scaler._device == 'cpu'
+    with wrapper.optim_context(model):
+        assert model(torch.ones(1, 2)).dtype == torch.float16
+    static = DeviceAmpOptimWrapper(
+        torch.optim.Adam(model.parameters()), loss_scale=512.)
+    assert static.loss_scaler.get_scale() == 512.
+
+
+@pytest.mark.parametrize('scaled', [False, True])
+def test_the_check_reads_from_the_device_once_per_step(monkeypatch, scaled):
+    """Every way a tensor's value reaches Python, counted over a step with
+    three loss terms and their sum (a GPU waits for each)."""
+    from gtpt_mmpose.engine import NonFiniteCheckHook
+    scaler = torch.amp.GradScaler('cpu') if scaled else None
+    if scaled:
+        scaler.scale(torch.ones(()))
+    runner, hook = _Runner(scaler), NonFiniteCheckHook()
+    reads = []
+    for name in ('item', 'tolist', '__bool__', '__float__', '__int__'):
+        method = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _method=method, _name=name, **kwargs):
+            reads.append(_name)
+            return _method(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    outputs = dict(
+        loss=torch.tensor(1.5),
+        loss_kpt=torch.tensor(1.0),
+        loss_kpt_unpruned=torch.tensor(0.4),
+        loss_distill=torch.tensor(0.1))
+    hook.before_train_iter(runner, 0, None)
+    hook.after_train_iter(runner, 0, None, outputs)
+    assert reads == ['tolist']

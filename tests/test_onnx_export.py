@@ -2,6 +2,7 @@
 converted checkpoint, and the torch-free example gives MMPose's
 keypoints."""
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -43,6 +44,9 @@ def pose_model(converted):
 def test_export_reports_its_checks_on_a_real_image(exported):
     out, stdout = exported
     assert osp.isfile(out) and 'opset 23' in stdout
+    umask = os.umask(0)
+    os.umask(umask)  # an ordinary file's mode (not a temporary file's 0600)
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~umask
     for runtime in ('onnxruntime', 'openvino'):  # both check the graph
         diff = float(stdout.split(f'{runtime} max |diff| = ')[1].split(',')[0])
         assert diff < 1e-3, runtime

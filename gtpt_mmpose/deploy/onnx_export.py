@@ -3,7 +3,6 @@ in every installed runtime before the file is written."""
 import logging
 import os
 import os.path as osp
-import tempfile
 import warnings
 from typing import Dict, Optional, Sequence
 
@@ -12,6 +11,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from ..utils.safe_checkpoint import create_partial_file
 from .onnx_attention import ONNX_TRANSLATION, heads_in_channels
 from .runtimes import available_runtimes, open_session
 
@@ -111,7 +111,8 @@ def export_onnx(model: nn.Module,
     model = model.eval()
     with torch.no_grad():
         expected = [t.numpy() for t in model(example)]
-    fd, tmp = tempfile.mkstemp(suffix='.onnx', dir=folder)
+    # an ordinary file's permissions (umask), not mkstemp's 0600
+    fd, tmp = create_partial_file(folder, osp.basename(out), '.onnx')
     os.close(fd)
     try:
         write_onnx(model, example, tmp, opset, metadata)

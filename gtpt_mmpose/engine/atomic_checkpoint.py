@@ -6,7 +6,7 @@ import os.path as osp
 import re
 from typing import Any, List, Optional, Union
 
-from mmengine.dist import is_main_process
+from mmengine.dist import broadcast_object_list, is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 from mmpose.registry import HOOKS
@@ -110,7 +110,7 @@ class AtomicCheckpointHook(CheckpointHook):
     With ``--resume``, a ``last_checkpoint`` that points at a missing or
     damaged file falls back to the newest intact checkpoint in the folder,
     with a warning naming both; with none intact the run stops with one
-    error.
+    error. Rank 0 makes that choice and the other ranks follow it.
 
     Args:
         **kwargs: As for :class:`mmengine.hooks.CheckpointHook`; without
@@ -128,13 +128,24 @@ class AtomicCheckpointHook(CheckpointHook):
     def before_run(self, runner) -> None:
         """With ``--resume``, pick an intact checkpoint to resume from.
 
-        Runs before ``Runner.load_or_resume``, which resumes from
-        ``runner._load_from`` when set (MMEngine has no public hook for it).
+        Rank 0 alone reads the candidates (each a whole checkpoint) and sends
+        its choice, or its error, to the other ranks. Runs before
+        ``Runner.load_or_resume``, which resumes from ``runner._load_from``
+        when set (MMEngine has no public hook for it).
         """
-        if runner._resume and runner._load_from is None:
-            chosen = self._intact_checkpoint(runner)
-            if chosen is not None:
-                runner._load_from = chosen
+        if not runner._resume or runner._load_from is not None:
+            return
+        choice = [None]
+        if is_main_process():
+            try:
+                choice[0] = self._intact_checkpoint(runner)
+            except (CheckpointFileError, OSError) as exc:
+                choice[0] = exc  # every rank stops with it
+        broadcast_object_list(choice, src=0)
+        if isinstance(choice[0], Exception):
+            raise choice[0]
+        if choice[0] is not None:
+            runner._load_from = choice[0]
 
     def before_train(self, runner) -> None:
         """MMEngine's set-up, then remove unfinished saves of a killed run."""

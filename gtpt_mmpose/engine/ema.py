@@ -12,6 +12,7 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+from mmengine.dist import all_reduce_params
 from mmengine.hooks import EMAHook
 from mmengine.model import BaseAveragedModel
 from mmengine.registry import MODELS
@@ -90,6 +91,13 @@ class GTPTEMAHook(EMAHook):
     ``EMAHook`` swaps them in). Resuming restores the EMA state saved in the
     checkpoint.
 
+    In distributed training every rank averages its own BatchNorm statistics
+    into its EMA, so the EMA's buffers are averaged over the ranks when
+    MMEngine's ``SyncBuffersHook`` averages the live model's: at the end of
+    each training epoch (and before a validation that did not follow one),
+    before validation and checkpoints use them. The EMA being linear, the
+    result is the EMA of the rank-averaged statistics.
+
     Args:
         momentum_start (float): Initial EMA decay (0.996).
         total_iters (int, optional): Schedule length; defaults to the runner's
@@ -106,6 +114,7 @@ class GTPTEMAHook(EMAHook):
             total_iters=total_iters,
             **kwargs)
         self._ema_resumed = False
+        self._synced_in_train = False
 
     def before_run(self, runner) -> None:
         super().before_run(runner)
@@ -122,3 +131,21 @@ class GTPTEMAHook(EMAHook):
         # the EMA starts from the initialised (or stage-1) model
         if not self._ema_resumed:
             self.ema_model.sync_from(self.src_model)
+
+    def after_train_epoch(self, runner) -> None:
+        """Average the EMA's buffers over the ranks."""
+        self._sync_buffers()
+        self._synced_in_train = True
+
+    def before_val_epoch(self, runner) -> None:
+        """Average the EMA's buffers over the ranks unless the training epoch
+        just did, then swap the EMA weights in."""
+        if not self._synced_in_train:
+            self._sync_buffers()
+        self._synced_in_train = False
+        super().before_val_epoch(runner)
+
+    def _sync_buffers(self) -> None:
+        """All-reduce (mean) the EMA model's buffers; nothing on one
+        process."""
+        all_reduce_params(self.ema_model.module.buffers(), op='mean')

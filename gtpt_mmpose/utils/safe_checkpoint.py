@@ -7,15 +7,18 @@ be read gives one error that names it and says what is wrong with it.
 
 Writing is atomic: a temporary file in the same folder, flushed and fsynced,
 then renamed over the target, so a crash or a full disk never leaves a
-half-written file under the target's name.
+half-written file under the target's name. The file gets the permissions of
+any file the process writes (0666 less the umask).
 """
+import errno
 import io
+import logging
 import os
 import os.path as osp
 import pickle
-import tempfile
+import secrets
 import zipfile
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import torch
 
@@ -24,6 +27,8 @@ ZIP_MAGIC = b'PK\x03\x04'
 PICKLE_MAGIC = b'\x80'
 # suffix of the temporary file of a save in progress (removed if it fails)
 PARTIAL_SUFFIX = '.partial'
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointFileError(RuntimeError):
@@ -134,12 +139,56 @@ def load_from_local_safely(filename: str, map_location: Any = None) -> Any:
     return load_checkpoint_file(filename, map_location=map_location)
 
 
+def create_partial_file(folder: str,
+                        name: str,
+                        suffix: str = PARTIAL_SUFFIX) -> Tuple[int, str]:
+    """Create a new temporary file for a save of ``name`` in ``folder``,
+    named ``<name>.<random><suffix>``.
+
+    Unlike ``tempfile.mkstemp`` (mode 0600), the file is created with mode
+    0666 and the process umask applies, as to any file a program writes:
+    teammates read the checkpoints on a shared file system when the umask
+    lets them.
+
+    Returns:
+        tuple: ``(file descriptor, path)``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
+    for _ in range(100):
+        path = osp.join(folder, f'{name}.{secrets.token_hex(4)}{suffix}')
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST,
+                          f'no unused temporary name for {name} in {folder}')
+
+
+def _sync_folder(folder: str) -> None:
+    """fsync ``folder`` so that a rename in it survives a power cut.
+
+    Some file systems (network and FUSE ones, e.g. NFS, CIFS, Lustre mounts)
+    refuse to fsync a directory (``EINVAL``, ``ENOTSUP``, ``EACCES``); the
+    file itself is complete and renamed by then, so the save stands.
+    """
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        logger.debug('fsync of folder %s refused (%s); the file is saved',
+                     folder, exc)
+
+
 def write_file_atomically(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` is never half-written.
 
-    The bytes go to a temporary file in the same folder, which is flushed,
-    fsynced and renamed over ``path``; then the folder is fsynced so that the
-    rename survives a power cut.
+    The bytes go to a temporary file in the same folder (created with the
+    permissions of an ordinary file under the process umask), which is
+    flushed, fsynced and renamed over ``path``; then the folder is fsynced,
+    where the file system allows it, so that the rename survives a power cut.
 
     Args:
         path (str): The file to write.
@@ -151,25 +200,21 @@ def write_file_atomically(path: str, data: bytes) -> None:
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix=osp.basename(path) + '.', suffix=PARTIAL_SUFFIX)
+    tmp = None
     try:
+        fd, tmp = create_partial_file(folder, osp.basename(path))
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        if osp.exists(tmp):
+        if tmp is not None and osp.exists(tmp):
             os.remove(tmp)
         raise CheckpointSaveError(
             exc.errno, f'could not save {path}: {exc.strerror or exc}; '
             'nothing under that name was replaced') from None
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _sync_folder(folder)
 
 
 def save_checkpoint_file(checkpoint: Any, path: str) -> None:
