@@ -68,7 +68,7 @@ def training(report, ctx) -> None:
             step()  # Adam's state and cuDNN's choices, before the baseline
             base = _reset_peak(device)
             t = median_ms(step, device, args.warmup, args.iters) / batch
-            peak = _peak_since(device, base) / batch
+            peak = _peak_since(device, base)
         label = _train_label(model_name, precision, staged)
         if staged:
             ms[model_name, precision] = t
@@ -83,7 +83,7 @@ def training(report, ctx) -> None:
         else:
             report.add(
                 f'{label}.peak_mb_per_image',
-                peak,
+                peak / batch,
                 'MB',
                 note='peak allocated above the model and Adam state',
                 fmt='.1f')

@@ -60,29 +60,24 @@ PIP=("$PY" -m pip install -q --no-deps --no-compile --upgrade --target "$SITE")
 
 log "$("$PY" -c 'import sys, torch; print(f"Python {sys.version.split()[0]}, torch {torch.__version__}, CUDA {torch.version.cuda}")')"
 log "site folder $SITE (first on PYTHONPATH)"
-# has NAME VERSION: the distribution is installed in SITE at that version
-has() {
-  "$PY" - "$SITE" "$1" "$2" <<'PYEOF'
-import sys
+# the kit files (wheels, sources) not installed in SITE at their version
+missing() {
+  "$PY" - "$SITE" "$@" <<'PYEOF'
+import re, sys
 from importlib import metadata
-site, name, want = sys.argv[1:]
-dists = metadata.distributions(path=[site])
-sys.exit(0 if any(d.metadata['Name'].lower().replace('_', '-') == name
-                  and d.version == want for d in dists) else 1)
+site, files = sys.argv[1], sys.argv[2:]
+norm = lambda name: re.sub(r'[-_.]+', '-', name).lower()
+have = {(norm(d.metadata['Name']), d.version)
+        for d in metadata.distributions(path=[site])}
+for path in files:
+    base = re.sub(r'(\.whl|\.tar\.gz)$', '', path.rsplit('/', 1)[-1])
+    name, version = base.split('-')[:2]
+    if (norm(name), version) not in have:
+        print(path)
 PYEOF
 }
-# NAME and VERSION of a wheel or source file name
-dist_of() {
-  local base=${1##*/}
-  base=${base%.whl}; base=${base%.tar.gz}
-  local name=${base%%-*} rest=${base#*-}
-  echo "$(echo "$name" | tr '_A-Z' '-a-z') ${rest%%-*}"
-}
 
-todo=()
-for whl in "$DIR"/wheels/*.whl; do
-  has $(dist_of "$whl") || todo+=("$whl")
-done
+todo=($(missing "$DIR"/wheels/*.whl))
 if [ ${#todo[@]} -gt 0 ]; then
   log "installing ${#todo[@]} wheels"
   "${PIP[@]}" "${todo[@]}"
@@ -90,7 +85,7 @@ fi
 
 # xtcocotools: seconds; Cython and numpy are the machine's
 src=$(ls "$DIR"/sdist/xtcocotools-*.tar.gz)
-if ! has $(dist_of "$src") || ! "$PY" -c 'import xtcocotools.coco' 2>/dev/null; then
+if [ -n "$(missing "$src")" ] || ! "$PY" -c 'import xtcocotools.coco' 2>/dev/null; then
   log "building xtcocotools against numpy $("$PY" -c 'import numpy; print(numpy.__version__)')"
   "${PIP[@]}" --no-build-isolation "$src"
 fi
@@ -98,7 +93,7 @@ fi
 # mmcv: its CPU ops against this torch. CUDA is hidden so that setup.py builds
 # no CUDA kernels (minutes more, and not needed).
 src=$(ls "$DIR"/sdist/mmcv-*.tar.gz)
-if ! has $(dist_of "$src") || ! "$PY" -c 'import mmcv.ops' 2>/dev/null; then
+if [ -n "$(missing "$src")" ] || ! "$PY" -c 'import mmcv.ops' 2>/dev/null; then
   jobs=${MAX_JOBS:-$(nproc)}
   log "building mmcv with CPU ops ($jobs jobs)"
   start=$(date +%s)
@@ -132,4 +127,4 @@ PYEOF
 
 log "PYTHONPATH=$SITE for later runs"
 cd "$REPO"
-exec "$PY" tools/gpu_check.py "$@"
+exec "$PY" tools/gpu_check/check.py "$@"
