@@ -9,6 +9,7 @@ need CUDA, which the caller reports as skipped on a machine without it.
 import collections
 import contextlib
 import functools
+import io
 import os.path as osp
 import socket
 import subprocess
@@ -86,7 +87,8 @@ def parity(report, ctx) -> None:
         if ctx.device:
             devices['cuda'] = ctx.device
         for key, device in devices.items():
-            model = init_model(config_path(name), converted, device=device)
+            with contextlib.redirect_stdout(io.StringIO()):  # its chatter
+                model = init_model(config_path(name), converted, device=device)
             with torch.no_grad(), tf32(False):
                 image = x.to(device)
                 logits = model.head.forward(model.extract_feat(image))

@@ -11,7 +11,7 @@ import functools
 import os.path as osp
 import tempfile
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -52,52 +52,69 @@ def train_figures(args) -> List[str]:
 
 def training(report, ctx) -> None:
     """Step time and peak memory per image at ``--batch``: MMEngine's
-    ``train_step`` (data preprocessor, forward, loss, backward, Adam)."""
-    device, args = ctx.device, ctx.args
-    batch = args.batch
+    ``train_step`` (data preprocessor, forward, loss, backward, Adam). A run
+    that fails is reported on its line; the others go on."""
+    device, batch = ctx.device, ctx.args.batch
     ms: Dict[Tuple[str, str], float] = {}
-    for model_name, precision, staged in train_runs(args):
-        options = {'unpruned_first': staged} \
-            if model_name.startswith('gtpt') else {}
-        model = build_model(model_name, device, **options)
-        wrapper = optim_wrapper(model, amp=precision == 'amp')
-        data = training_data(batch, device)
-        step = functools.partial(model.train_step, data, wrapper)
-
-        with tf32(precision == 'tf32'), cudnn_benchmark(True):
-            step()  # Adam's state and cuDNN's choices, before the baseline
-            base = _reset_peak(device)
-            t = median_ms(step, device, args.warmup, args.iters) / batch
-            peak = _peak_since(device, base)
+    for model_name, precision, staged in train_runs(ctx.args):
         label = _train_label(model_name, precision, staged)
+        try:
+            t, peak = _train_run(model_name, precision, staged, ctx)
+        except Exception as error:  # e.g. out of memory: the next run
+            report.fail(f'{label}.ms_per_image', error)
+            release(device)
+            continue
         if staged:
             ms[model_name, precision] = t
         report.add(
             f'{label}.ms_per_image',
             t,
             'ms',
-            note=f'batch {batch}, median of {args.iters} steps',
+            note=f'batch {batch}, median of {ctx.args.iters} steps',
             fmt='.3f')
         if peak is None:
             report.skip(f'{label}.peak_mb_per_image', ctx.why_not)
         else:
             report.add(
                 f'{label}.peak_mb_per_image',
-                peak / batch,
+                peak,
                 'MB',
                 note='peak allocated above the model and Adam state',
                 fmt='.1f')
-        del model, wrapper, data
-        release(device)
-    for model_name in args.models:
+    for model_name in ctx.args.models:
         for precision in TRAIN_PRECISIONS:
-            if model_name == REFERENCE or (REFERENCE, precision) not in ms:
+            if model_name == REFERENCE or not {(model_name, precision),
+                                               (REFERENCE, precision)
+                                               } <= set(ms):
                 continue
             report.add(
                 f'train.ratio.{model_name}/{REFERENCE}.{precision}',
                 ms[model_name, precision] / ms[REFERENCE, precision],
                 note='time per image',
                 fmt='.2f')
+
+
+def _train_run(model_name: str, precision: str, staged: bool,
+               ctx) -> Tuple[float, Optional[float]]:
+    """ms per image of a training step, and peak MB per image (None off a
+    GPU)."""
+    device, args = ctx.device, ctx.args
+    options = {'unpruned_first': staged} \
+        if model_name.startswith('gtpt') else {}
+    model = build_model(model_name, device, **options)
+    wrapper = optim_wrapper(model, amp=precision == 'amp')
+    data = training_data(args.batch, device)
+    step = functools.partial(model.train_step, data, wrapper)
+    try:
+        with tf32(precision == 'tf32'), cudnn_benchmark(True):
+            step()  # Adam's state and cuDNN's choices, before the baseline
+            base = _reset_peak(device)
+            t = median_ms(step, device, args.warmup, args.iters)
+            peak = _peak_since(device, base)
+    finally:
+        del model, wrapper, data, step
+        release(device)
+    return t / args.batch, None if peak is None else peak / args.batch
 
 
 def _reset_peak(device: str) -> int:
@@ -140,19 +157,13 @@ def infer_figures(args) -> List[str]:
 
 def inference(report, ctx) -> None:
     """Image -> SimCC logits per image, float32 (TF32 off): GTPT after
-    ``prepare_for_inference`` on the device, RTMPose as MMPose builds it."""
+    ``prepare_for_inference`` on the device, RTMPose as MMPose builds it. A
+    runtime that fails for a model is reported on its line; the others go
+    on."""
     from gtpt_mmpose.deploy import ImageToSimCC, prepare_for_inference
-    device, args = ctx.device, ctx.args
-    runs = infer_runs(args)
-    images = {
-        b:
-        torch.randn(
-            b, 3, 256, 192,
-            generator=torch.Generator().manual_seed(b)).to(device)
-        for b in args.infer_batches
-    }
+    device, runs = ctx.device, infer_runs(ctx.args)
     ms: Dict[Tuple[str, str, int], float] = {}
-    for model_name in args.models:
+    for model_name in ctx.args.models:
         model = build_model(model_name, device).eval()
         if model_name.startswith('gtpt'):
             prepare_for_inference(model)
@@ -161,42 +172,18 @@ def inference(report, ctx) -> None:
             batches = [
                 b for m, r, b in runs if (m, r) == (model_name, runtime)
             ]
+            name = f'infer.{model_name}.{runtime}'
             if not batches:
                 continue
             if runtime == 'ort-cuda' and not ctx.ort_provider:
                 for b in batches:
-                    report.skip(
-                        f'infer.{model_name}.{runtime}.b{b}'
-                        '.ms_per_image', ctx.why_no_ort)
-                report.skip(f'infer.{model_name}.{runtime}.max_abs_diff',
-                            ctx.why_no_ort)
+                    report.skip(f'{name}.b{b}.ms_per_image', ctx.why_no_ort)
+                report.skip(f'{name}.max_abs_diff', ctx.why_no_ort)
                 continue
-            for b in batches:
-                with torch.no_grad(), tf32(False), cudnn_benchmark(True):
-                    call, note = _runner(runtime, model_name, eager, images[b],
-                                         ctx)
-                    t = median_ms(
-                        call,
-                        device,
-                        args.warmup,
-                        args.infer_iters,
-                        wall=runtime.startswith('ort')) / b
-                    if runtime != 'eager' and b == max(batches):
-                        gap = max_abs_diff(call(), eager(images[b]))
-                ms[model_name, runtime, b] = t
-                report.add(
-                    f'infer.{model_name}.{runtime}.b{b}.ms_per_image',
-                    t,
-                    'ms',
-                    note=note,
-                    fmt='.3f')
-            if runtime != 'eager':
-                report.add(
-                    f'infer.{model_name}.{runtime}.max_abs_diff',
-                    gap,
-                    'logit',
-                    note=f'against eager, batch {max(batches)}',
-                    fmt='.2e')
+            try:
+                _infer_runtime(report, ctx, name, eager, batches, ms)
+            except Exception as error:  # e.g. a compiler error: go on
+                report.fail(name, error)
         del model, eager
         release(device)
     for (m, r, b), t in ms.items():
@@ -206,6 +193,36 @@ def inference(report, ctx) -> None:
                 t / ms[REFERENCE, r, b],
                 note='time per image',
                 fmt='.2f')
+
+
+def _infer_runtime(report, ctx, name: str, eager: torch.nn.Module,
+                   batches: List[int], ms: dict) -> None:
+    """The figures of one model in one runtime; ``ms`` collects its times
+    by (model, runtime, batch)."""
+    _, model_name, runtime = name.split('.')
+    for b in batches:
+        x = torch.randn(
+            b, 3, 256, 192,
+            generator=torch.Generator().manual_seed(b)).to(ctx.device)
+        with torch.no_grad(), tf32(False), cudnn_benchmark(True):
+            call, note = _runner(runtime, model_name, eager, x, ctx)
+            t = median_ms(
+                call,
+                ctx.device,
+                ctx.args.warmup,
+                ctx.args.infer_iters,
+                wall=runtime.startswith('ort')) / b
+            gap = None if runtime == 'eager' else max_abs_diff(
+                call(), eager(x))
+        ms[model_name, runtime, b] = t
+        report.add(f'{name}.b{b}.ms_per_image', t, 'ms', note=note, fmt='.3f')
+        if gap is not None and b == max(batches):
+            report.add(
+                f'{name}.max_abs_diff',
+                gap,
+                'logit',
+                note=f'against eager, batch {b}',
+                fmt='.2e')
 
 
 def _runner(runtime: str, model_name: str, eager: torch.nn.Module,
