@@ -40,8 +40,9 @@ log() { printf '\033[1m[offline]\033[0m %s\n' "$*"; }
 die() { echo "install_and_check.sh: $*" >&2; exit 1; }
 
 # the kit is whole and made for this Python
-[ -f "$DIR/KIT" ] && [ -f "$DIR/SHA256SUMS" ] ||
+if [ ! -f "$DIR/KIT" ] || [ ! -f "$DIR/SHA256SUMS" ]; then
   die "$DIR is not a kit (no KIT or SHA256SUMS; see tools/offline/prepare.sh)"
+fi
 (cd "$DIR" && sha256sum --quiet -c SHA256SUMS) ||
   die "$DIR: files missing or damaged (SHA256SUMS)"
 want=$(sed -n 's/^python=//p' "$DIR/KIT")
@@ -77,7 +78,7 @@ for path in files:
 PYEOF
 }
 
-todo=($(missing "$DIR"/wheels/*.whl))
+mapfile -t todo < <(missing "$DIR"/wheels/*.whl)
 if [ ${#todo[@]} -gt 0 ]; then
   log "installing ${#todo[@]} wheels"
   "${PIP[@]}" "${todo[@]}"
@@ -97,7 +98,7 @@ if [ -n "$(missing "$src")" ] || ! "$PY" -c 'import mmcv.ops' 2>/dev/null; then
   jobs=${MAX_JOBS:-$(nproc)}
   log "building mmcv with CPU ops ($jobs jobs)"
   start=$(date +%s)
-  CUDA_VISIBLE_DEVICES= FORCE_CUDA=0 MMCV_WITH_OPS=1 MAX_JOBS=$jobs \
+  CUDA_VISIBLE_DEVICES='' FORCE_CUDA=0 MMCV_WITH_OPS=1 MAX_JOBS=$jobs \
     "${PIP[@]}" --no-build-isolation "$src"
   log "mmcv built in $(( $(date +%s) - start )) s"
 fi

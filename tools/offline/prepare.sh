@@ -41,6 +41,10 @@ section() {
     on { sub(/#.*/, ""); if (NF) print $1 }' "$KIT_LIST"
 }
 
+mapfile -t PURE < <(section pure)
+mapfile -t BINARY < <(section binary)
+mapfile -t SOURCE < <(section source)
+
 # Build into a fresh folder and move it into place at the end, so that a
 # failed run never leaves a half-made kit behind.
 mkdir -p "$(dirname "$DIR")"
@@ -59,12 +63,12 @@ done
 log "pure-Python wheels"
 "${PIP[@]}" download -q --no-deps --only-binary=:all: -c "$CONSTRAINTS" \
   --python-version "$TARGET_PY" --implementation py --abi none \
-  --platform any -d "$WORK/wheels" $(section pure)
+  --platform any -d "$WORK/wheels" "${PURE[@]}"
 
 log "wheels for CPython $TARGET_PY, x86_64 Linux"
 "${PIP[@]}" download -q --no-deps --only-binary=:all: -c "$CONSTRAINTS" \
   --python-version "$TARGET_PY" --implementation cp --abi "$ABI" \
-  "${PLATFORMS[@]}" -d "$WORK/wheels" $(section binary)
+  "${PLATFORMS[@]}" -d "$WORK/wheels" "${BINARY[@]}"
 
 # pip prepares a source package's metadata even to download it: mmcv's
 # setup.py needs pkg_resources and xtcocotools' needs numpy, so it runs in a
@@ -74,7 +78,7 @@ log "source packages"
 BUILD_PIP=("$WORK/build-env/bin/python" -m pip --disable-pip-version-check)
 "${BUILD_PIP[@]}" install -q -c "$CONSTRAINTS" setuptools numpy Cython
 "${BUILD_PIP[@]}" download -q --no-deps --no-binary=:all: \
-  --no-build-isolation -c "$CONSTRAINTS" -d "$WORK/sdist" $(section source)
+  --no-build-isolation -c "$CONSTRAINTS" -d "$WORK/sdist" "${SOURCE[@]}"
 rm -rf "$WORK/build-env"
 
 echo "python=$TARGET_PY" > "$WORK/KIT"
