@@ -205,11 +205,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report = Report()
     start = time.perf_counter()
     environment(report, ctx)
-    for name in args.sections:
-        run_section(report, ctx, name)
-    report.add('time.total', time.perf_counter() - start, 's', fmt='.1f')
     if args.out:
         os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    for name in args.sections:
+        run_section(report, ctx, name)
+        if args.out:  # after each section: a run cut short keeps its figures
+            report.write(args.out, _settings(args, ctx))
+    report.add('time.total', time.perf_counter() - start, 's', fmt='.1f')
+    if args.out:
         report.write(args.out, _settings(args, ctx))
     return 1 if report.failed else 0
 
