@@ -2,18 +2,23 @@
 # make demo:  set up, then train GTPT-T body -> whole-body on the bundled mini data set, test, draw
 # make test:  set up, then run the whole test suite
 # make lint:  MMPose's flake8, isort and yapf settings (setup.cfg) over the code
+# make gpu-check: set up, then the GPU check (docs/gpu.md); without CUDA its CUDA figures are skipped
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.gtpt-setup-done
 
-.PHONY: setup install demo test lint clean
+.PHONY: setup install demo test lint clean gpu-check
 
 setup: $(STAMP)
 
 # refresh the installed copy (configs and tools under gtpt_mmpose/.mim) from the working tree
 install: setup
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation .
+
+# one line per figure; GPU_CHECK_ARGS passes options (e.g. --sections parity ddp)
+gpu-check: install
+	$(PY) tools/gpu_check/check.py $(GPU_CHECK_ARGS)
 
 $(STAMP): tools/setup_env.sh requirements/constraints.txt requirements/runtime.txt requirements/deploy.txt setup.py
 	PYTHON=$(PYTHON) bash tools/setup_env.sh
