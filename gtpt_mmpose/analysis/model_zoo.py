@@ -7,7 +7,7 @@ they build on one machine without a network. Weights are random: timings
 and FLOPs do not depend on them.
 """
 import os.path as osp
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -66,18 +66,22 @@ def _is_pretrained(init_cfg: Any) -> bool:
 
 
 def build_model(name: str,
-                device: str = 'cpu',
+                device: Union[str, torch.device] = 'cpu',
                 unpruned_pass: Optional[bool] = None,
-                seed: int = 0) -> nn.Module:
-    """A pose model by name, random weights, in eval mode on ``device``.
+                seed: int = 0,
+                **options) -> nn.Module:
+    """A pose model by name, initialised random weights, in eval mode on
+    ``device``.
 
     Args:
         name (str): One of :data:`MODELS`.
-        device (str): Where to put it.
+        device (str | torch.device): Where to put it.
         unpruned_pass (bool, optional): GTPT only: override the config's
             ``unpruned_pass`` (whether training also runs the unpruned
             path, the Global Perceived loss's teacher).
-        seed (int): Seed of the random weights.
+        seed (int): Seed of the random weights: equal seeds, equal models.
+        **options: Top-level model options, e.g. GTPT's
+            ``unpruned_first``.
 
     Returns:
         nn.Module: A ``TopdownPoseEstimator``.
@@ -94,8 +98,11 @@ def build_model(name: str,
             cfg.backbone.update(unpruned_pass=unpruned_pass)
     else:
         cfg = offline(cfg.to_dict())
+    cfg.update(options)
     torch.manual_seed(seed)
-    return REGISTRY.build(cfg).to(device).eval()
+    model = REGISTRY.build(cfg)
+    model.init_weights()
+    return model.to(device).eval()
 
 
 def published_ap(name: str) -> Optional[float]:

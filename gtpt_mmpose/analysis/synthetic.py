@@ -1,6 +1,6 @@
-"""Synthetic inputs for the benchmarks: normalised images and SimCC training
-targets of the whole-body models' shapes."""
-from typing import List, Tuple
+"""Synthetic inputs for the benchmarks and the GPU check: normalised images
+and SimCC training targets of the whole-body models' shapes."""
+from typing import List, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -22,7 +22,8 @@ def random_images(batch: int, seed: int = 0) -> Tensor:
 
 
 def training_batch(batch: int,
-                   device: str = 'cpu') -> Tuple[Tensor, List[object]]:
+                   device: Union[str, torch.device] = 'cpu',
+                   seed: int = 0) -> Tuple[Tensor, List[object]]:
     """Images and ``PoseDataSample`` targets as MMPose's SimCC codec makes
     them: one person per image, every keypoint visible at a random place, a
     normalised Gaussian over the bins of each axis.
@@ -35,7 +36,7 @@ def training_batch(batch: int,
     """
     from mmengine.structures import InstanceData
     from mmpose.structures import PoseDataSample
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
     norm = SIMCC_SIGMA * (2 * torch.pi)**0.5
     samples = []
     for _ in range(batch):
@@ -46,10 +47,25 @@ def training_batch(batch: int,
             labels[f'keypoint_{axis}_labels'] = (
                 torch.exp(-(grid - mu)**2 /
                           (2 * SIMCC_SIGMA**2)).div(norm).to(device))
-        sample = PoseDataSample()
+        sample = PoseDataSample(metainfo=dict(input_size=INPUT_SHAPE[:0:-1]))
         sample.gt_instance_labels = InstanceData(
             keypoint_weights=torch.ones(1, NUM_KEYPOINTS, device=device),
             **labels)
         samples.append(sample)
     images = torch.randn(batch, *INPUT_SHAPE, generator=g).to(device)
     return images, samples
+
+
+def training_data(batch: int,
+                  device: Union[str, torch.device] = 'cpu',
+                  seed: int = 0) -> dict:
+    """What a data loader gives ``model.train_step``: images in 0..255 (the
+    model's data preprocessor normalises them) and their targets, already
+    on ``device`` (so that a step times the model, not a copy).
+
+    Returns:
+        dict: ``inputs`` (B, 3, 256, 192) float and ``data_samples``.
+    """
+    images, samples = training_batch(batch, device, seed)
+    pixels = (images * 58 + 117).clamp(0, 255)  # about ImageNet's statistics
+    return dict(inputs=pixels, data_samples=samples)

@@ -23,8 +23,8 @@ import torch
 from figures import grad_gap, max_abs_diff, release, tf32, verdict
 from torch import Tensor
 
-from gtpt_mmpose.analysis.workloads import (build_model, synthetic_batch,
-                                            training_data)
+from gtpt_mmpose.analysis.model_zoo import build_model
+from gtpt_mmpose.analysis.synthetic import training_batch, training_data
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FIXTURES = osp.join(REPO, 'tests', 'data', 'official-gtpt')
@@ -156,9 +156,9 @@ def staged_vs_joint(report, ctx) -> None:
     backward, in float32 (TF32 off) and under bfloat16 autocast; a second
     joint run gives the device's run-to-run floor (atomic adds)."""
     device, batch = ctx.device, ctx.args.check_batch
-    staged = build_model('gtpt-s', device, unpruned_first=True)
-    joint = build_model('gtpt-s', device, unpruned_first=False)
-    images, samples = synthetic_batch(batch, device)
+    staged = build_model('gtpt-s', device, unpruned_first=True).train()
+    joint = build_model('gtpt-s', device, unpruned_first=False).train()
+    images, samples = training_batch(batch, device)
     for precision in PRECISIONS:
         autocast = torch.autocast(
             device, torch.bfloat16, enabled=precision == 'bf16')
@@ -245,7 +245,7 @@ def amp_steps(report, ctx) -> None:
     """GTPT-S for ``--amp-steps`` training steps as ``--amp`` runs them:
     MMEngine's ``AmpOptimWrapper`` from our config, a new batch each step."""
     device, batch, steps = ctx.device, ctx.args.check_batch, ctx.args.amp_steps
-    model = build_model('gtpt-s', device)
+    model = build_model('gtpt-s', device).train()
     wrapper = amp_optim_wrapper(model)
     scale = [float(wrapper.loss_scaler.get_scale())]
     losses = []
@@ -307,7 +307,7 @@ def host_syncs(report, ctx) -> None:
     device, batch = ctx.device, ctx.args.check_batch
     for name, precision in (('gtpt-s', 'fp32'), ('gtpt-s', 'amp'),
                             ('rtmpose-m', 'fp32')):
-        model = build_model(name, device)
+        model = build_model(name, device).train()
         wrapper = optim_wrapper(model, amp=precision == 'amp')
         data = training_data(batch, device)
         log = model.train_step(data, wrapper)
@@ -354,7 +354,7 @@ def _two_steps(device: str, batch: int,
     MMEngine's runner wraps it for ``--launcher pytorch`` or not."""
     from mmengine.model import MMDistributedDataParallel
     from mmengine.optim import OptimWrapper
-    model = build_model('gtpt-s', device)
+    model = build_model('gtpt-s', device).train()
     optimizer = _RecordingSGD(model.named_parameters(), lr=1e-3)
     if wrap:
         model = MMDistributedDataParallel(

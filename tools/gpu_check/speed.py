@@ -18,7 +18,8 @@ import torch
 from correctness import optim_wrapper
 from figures import cudnn_benchmark, max_abs_diff, median_ms, release, tf32
 
-from gtpt_mmpose.analysis.workloads import build_model, training_data
+from gtpt_mmpose.analysis.model_zoo import build_model
+from gtpt_mmpose.analysis.synthetic import training_data
 
 REFERENCE = 'rtmpose-m'
 #: training precisions: float32 with TF32 off, with TF32 on, and MMEngine's
@@ -107,7 +108,7 @@ def _train_run(model_name: str, precision: str, staged: bool,
     device, args = ctx.device, ctx.args
     options = {'unpruned_first': staged} \
         if model_name.startswith('gtpt') else {}
-    model = build_model(model_name, device, **options)
+    model = build_model(model_name, device, **options).train()
     wrapper = optim_wrapper(model, amp=precision == 'amp')
     data = training_data(args.batch, device)
     step = functools.partial(model.train_step, data, wrapper)
