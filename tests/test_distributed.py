@@ -98,12 +98,18 @@ def test_two_process_gloo_training_keeps_weights_and_buffers_in_step(tmp_path):
         assert len(set(after[0])) == 3, kind  # and they did move
 
 
+def dist_checks(case: str, tmp_path, port: int) -> list:
+    """Run one case of helpers/dist_checks.py on 2 ranks; what each rank
+    recorded."""
+    proc = torchrun(
+        osp.join(HELPERS, 'dist_checks.py'), case, tmp_path, port=port)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return [json.load(open(tmp_path / f'rank{r}.json')) for r in (0, 1)]
+
+
 @pytest.mark.slow
 def test_a_nan_on_one_rank_stops_every_rank_with_its_message(tmp_path):
-    proc = torchrun(
-        osp.join(HELPERS, 'dist_checks.py'), 'stop', tmp_path, port=29518)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    ranks = [json.load(open(tmp_path / f'rank{r}.json')) for r in (0, 1)]
+    ranks = dist_checks('stop', tmp_path, port=29518)
     for case in ('loss', 'input', 'statistics'):
         messages = [r[case] for r in ranks]
         assert messages[0] == messages[1], case  # the same on every rank
@@ -123,10 +129,7 @@ def test_a_nan_on_one_rank_stops_every_rank_with_its_message(tmp_path):
 
 @pytest.mark.slow
 def test_resume_reads_the_checkpoints_on_rank_0_only(tmp_path):
-    proc = torchrun(
-        osp.join(HELPERS, 'dist_checks.py'), 'resume', tmp_path, port=29519)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    ranks = [json.load(open(tmp_path / f'rank{r}.json')) for r in (0, 1)]
+    ranks = dist_checks('resume', tmp_path, port=29519)
     intact = str(tmp_path / 'epoch_1.pth')
     # the damaged epoch_2.pth that last_checkpoint names, then epoch_1.pth
     assert ranks[0]['loads'] == 2 and ranks[1]['loads'] == 0
