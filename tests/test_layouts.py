@@ -330,9 +330,8 @@ def test_kept_token_picture_covers_the_padded_crop(trained, tmp_path,
 def test_gtpt_b_stem_gives_a_quarter_of_a_padded_input():
     """GTPT-B's U-shaped stem halves a 264-pixel width three times (66, 33,
     17 columns) and doubles it back: its skips must meet (66 columns out)."""
-    from gtpt_mmpose.models.backbones.shufflenet_stem import \
-        UShapedShuffleStem
-    stem = UShapedShuffleStem().eval()
+    from gtpt_mmpose.models.backbones import shufflenet_stem
+    stem = shufflenet_stem.UShapedShuffleStem().eval()
     with torch.no_grad():
         assert stem(torch.zeros(1, 3, 256, 264)).shape == (1, 256, 64, 66)
         assert stem(torch.zeros(1, 3, 256, 192)).shape == (1, 256, 64, 48)
