@@ -72,8 +72,8 @@ def learning_config(dataset: str, work_dir, epochs: int):
     return cfg
 
 
-@pytest.mark.parametrize('dataset, epochs', [('mpii', 150),
-                                             ('onehand10k', 150)])
+@pytest.mark.parametrize('dataset, epochs', [('mpii', 200),
+                                             ('onehand10k', 200)])
 def test_a_short_run_learns_the_images_it_trains_on(dataset, epochs, tmp_path,
                                                     capsys):
     """PCK on the training images (PCKh@0.5 for MPII, PCK@0.2 of the box
