@@ -77,9 +77,13 @@ def allow_mmengine_checkpoints() -> None:
 
     from mmengine.logging.history_buffer import HistoryBuffer
     from torch.serialization import add_safe_globals
+
+    # bytes: an empty numpy array (e.g. the sigmas and skeleton colours of
+    # a data set without them, like 300W, in dataset_meta) pickles as bytes()
     add_safe_globals(_numpy_globals() + [
         collections.OrderedDict, collections.Counter, collections.defaultdict,
-        HistoryBuffer, codecs.encode, (restricted_getattr, 'builtins.getattr')
+        HistoryBuffer, codecs.encode, bytes,
+        (restricted_getattr, 'builtins.getattr')
     ])
 
 

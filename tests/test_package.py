@@ -13,6 +13,24 @@ import torch
 from conftest import REPO, python_env
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'gtpt-*.py')))
+# the keypoints of each data set with configs
+KEYPOINTS = {
+    'coco': 17,
+    'coco-wholebody': 133,
+    'crowdpose': 14,
+    'mpii': 16,
+    'aic': 14,
+    'halpe': 136,
+    'ap10k': 17,
+    'onehand10k': 21,
+    '300w': 68
+}
+
+
+def keypoints_of(path: str) -> int:
+    """``configs/gtpt-s_mpii.py`` -> 16 (mini configs as their data set)."""
+    name = osp.basename(path)[:-3].removesuffix('_mini')
+    return KEYPOINTS[name.split('_', 1)[1]]
 
 
 def test_importing_the_plugin_registers_its_modules():
@@ -27,13 +45,13 @@ def test_importing_the_plugin_registers_its_modules():
     assert ENGINE_MODELS.get('CosineMomentumEMA') is not None
 
 
-def test_the_config_glob_finds_the_eight_configs():
-    assert [osp.basename(p) for p in CONFIGS] == [
-        'gtpt-b_coco-wholebody.py', 'gtpt-b_coco.py',
-        'gtpt-s_coco-wholebody.py', 'gtpt-s_coco.py',
-        'gtpt-t_coco-wholebody.py', 'gtpt-t_coco-wholebody_mini.py',
-        'gtpt-t_coco.py', 'gtpt-t_coco_mini.py'
-    ]
+def test_the_config_glob_finds_every_config():
+    """T, S and B for every data set, and the two mini configs."""
+    names = [osp.basename(p) for p in CONFIGS]
+    expected = [
+        f'gtpt-{arch}_{data}.py' for arch in 'bst' for data in KEYPOINTS
+    ] + ['gtpt-t_coco-wholebody_mini.py', 'gtpt-t_coco_mini.py']
+    assert names == sorted(expected)
 
 
 def test_mmpose_reads_each_configs_dataset_meta():
@@ -43,7 +61,7 @@ def test_mmpose_reads_each_configs_dataset_meta():
     from mmpose.apis.inference import dataset_meta_from_config
     for path in CONFIGS:
         meta = dataset_meta_from_config(Config.fromfile(path))
-        assert meta['num_keypoints'] == (133 if 'wholebody' in path else 17)
+        assert meta['num_keypoints'] == keypoints_of(path), path
 
 
 def test_every_config_carries_the_safety_hooks():
@@ -69,7 +87,7 @@ def test_every_config_loads_and_builds_its_model(path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports['imports'] == ['gtpt_mmpose']
     model = MODELS.build(cfg.model)
-    assert model.backbone.num_keypoints == (133 if 'wholebody' in path else 17)
+    assert model.backbone.num_keypoints == keypoints_of(path)
 
 
 def test_config_names_are_unique():
@@ -117,9 +135,10 @@ def test_a_regular_wheel_ships_configs_and_tools(tmp_path):
     assert 'gtpt_mmpose/.mim/model-index.yml' in names
 
 
-def test_mim_search_lists_the_six_models():
+def test_mim_search_lists_every_model():
     """`mim search gtpt_mmpose` reads the installed model index, as it does
-    MMPose's, with the paper's figures."""
+    MMPose's: the paper's figures for COCO and COCO-WholeBody, parameters
+    and FLOPs for every data set."""
     proc = subprocess.run(
         [sys.executable, '-m', 'mim', 'search', 'gtpt_mmpose'],
         env=python_env(),
@@ -128,13 +147,14 @@ def test_mim_search_lists_the_six_models():
         timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     names = {
-        f'gtpt-{a}_{d}'
-        for a in 'tsb'
-        for d in ('coco', 'coco-wholebody')
+        osp.basename(p)[:-3]
+        for p in CONFIGS if not p.endswith('_mini.py')
     }
     listed = set(re.findall(r'^config id: (\S+)$', proc.stdout, re.M))
     assert listed == names, proc.stdout[-2000:]
     assert 'coco-wholebody/whole_ap  0.617' in proc.stdout  # GTPT-B's
+    assert re.search(r'config id: gtpt-s_mpii\n(.*\n)*?parameters +5454368',
+                     proc.stdout)
 
 
 @pytest.fixture(scope='session')

@@ -132,7 +132,7 @@ class UShapedShuffleStem(nn.Module):
     """Stem of GTPT-B (spec §1.4): three ShuffleNetV2 down stages, then two
     up stages with skip connections.
 
-    (B, 3, H, W) -> (B, 256, H/4, W/4).
+    (B, 3, H, W) -> (B, 256, H/4, W/4), for H and W multiples of 4.
     """
 
     out_channels = 256
@@ -156,5 +156,16 @@ class UShapedShuffleStem(nn.Module):
         x1 = self.down_layer1(self.conv1(x))  # 256 x H/4
         x2 = self.down_layer2(x1)  # 384 x H/8
         x3 = self.down_layer3(x2)  # 512 x H/16
-        x2 = self.up_layer1(torch.cat((x2, self.upsample1(x3)), dim=1))
-        return self.up_layer2(torch.cat((x1, self.upsample2(x2)), dim=1))
+        x2 = self.up_layer1(torch.cat((x2, _like(self.upsample1(x3), x2)), 1))
+        return self.up_layer2(
+            torch.cat((x1, _like(self.upsample2(x2), x1)), 1))
+
+
+def _like(up: Tensor, skip: Tensor) -> Tensor:
+    """``up`` cut to ``skip``'s height and width: a stride-2 stage rounds an
+    odd size up (33 -> 17 columns for a 264-pixel-wide input), doubling
+    gives one row or column more than the skip has; the last one lies past
+    the input. A no-op for sizes that are multiples of 16, like 256 x 192."""
+    if up.shape[-2:] == skip.shape[-2:]:
+        return up
+    return up[..., :skip.shape[-2], :skip.shape[-1]]

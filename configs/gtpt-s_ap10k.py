@@ -1,0 +1,4 @@
+_base_ = ['./_base_/gtpt_ap10k.py']
+
+arch, embed_dims = 's', 192
+model = dict(backbone=dict(arch=arch), head=dict(in_channels=embed_dims))

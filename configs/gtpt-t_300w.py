@@ -1,0 +1,4 @@
+_base_ = ['./_base_/gtpt_300w.py']
+
+arch, embed_dims = 't', 128
+model = dict(backbone=dict(arch=arch), head=dict(in_channels=embed_dims))
