@@ -114,10 +114,11 @@ def test_generated_tables_hold_exactly_the_recorded_medians():
         for (model, runtime, batch), v in rounds.items():
             if batch != n:
                 continue
-            column = ['eager', 'onnxruntime'].index(runtime) + 3
+            column = ['eager', 'onnxruntime'].index(runtime) + 4
             assert rows[model][column] == f'{statistics.median(v):.1f}'
+            assert rows[model][0] == '256x192'  # the default input size
     assert table_rows(text.split('### Batch 1\n')[1],
-                      'rtmpose-m')['rtmpose-m'][4] == '-'
+                      'rtmpose-m')['rtmpose-m'][5] == '-'
     readme = table_rows(report.models_table(result), 'GTPT-S')['GTPT-S']
     # config, params, GFLOPs, AP, eager, ONNX Runtime, OpenVINO
     assert readme == [
@@ -259,6 +260,7 @@ def test_bad_arguments_are_refused(tmp_path, capsys):
         (['--rounds', '0'], '--rounds'),
         (['--bf16-accuracy', 'cfg.py', 'missing.pth'], 'cfg.py'),
         (['--readme', str(no_markers)], 'generated:models'),
+        (['--models', 'gtpt-s_nowhere'], "unknown model 'gtpt-s_nowhere'"),
     ):
         with pytest.raises(SystemExit) as exit:
             bench.parse_args(argv)
@@ -323,7 +325,7 @@ def test_smallest_inference_run_writes_its_numbers(tmp_path):
     assert 'Not generated yet' in text.split('generated:training')[1]
     batch1 = table_rows(text.split('### Batch 1')[1].split('###')[0], 'gtpt')
     for (model, runtime), t in timings.items():
-        column = ['eager', 'onnxruntime', 'openvino'].index(runtime) + 3
+        column = ['eager', 'onnxruntime', 'openvino'].index(runtime) + 4
         assert batch1[model][column] == f"{t['median_ms']:.1f}"
     assert f"`{result['command']}`" in text
     readme_text = readme.read_text()
@@ -335,6 +337,37 @@ def test_smallest_inference_run_writes_its_numbers(tmp_path):
         f"{timings['gtpt-t', 'onnxruntime']['median_ms']:.1f}",
         f"{timings['gtpt-t', 'openvino']['median_ms']:.1f}"
     ]
+
+
+@pytest.mark.slow
+def test_a_config_of_another_layout_is_timed_at_its_input_size(tmp_path):
+    """--models takes a config name: OneHand10K's 21 keypoints at 256x256,
+    in eager PyTorch and ONNX Runtime, next to the whole-body GTPT-T."""
+    run_script(
+        osp.join(ANALYSIS, 'benchmark.py'), '--models', 'gtpt-t_onehand10k',
+        'gtpt-t', '--rounds', '1', '--batch-sizes', '1', '--no-unpruned',
+        '--threads', '1', '--runtimes', 'eager', 'onnxruntime', '--settle',
+        '0', '--out-dir', tmp_path)
+    result = json.load(open(tmp_path / 'benchmark.json'))
+    assert {(t['model'], t['runtime'])
+            for t in result['timings']} == {(m, r)
+                                            for m in ('gtpt-t_onehand10k',
+                                                      'gtpt-t')
+                                            for r in ('eager', 'onnxruntime')}
+    hand = result['models']['gtpt-t_onehand10k']
+    assert hand['input_hw'] == [256, 256]
+    assert hand['config'] == '`configs/gtpt-t_onehand10k.py`'
+    assert result['models']['gtpt-t']['input_hw'] == [256, 192]
+    # counted on a 256x256 crop (the model refuses any other)
+    from gtpt_mmpose.analysis.flops import count_flops
+    from gtpt_mmpose.analysis.runners import image_to_logits
+    model = image_to_logits(
+        model_zoo.build_model('gtpt-t_onehand10k'), None, 'pruned')
+    counts = count_flops(model, (torch.randn(1, 3, 256, 256), ))
+    assert hand['gflops'] == pytest.approx(counts['authors'] / 1e9, rel=1e-6)
+    assert max(result['max_abs_diff'].values()) < 1e-3
+    text = open(tmp_path / 'benchmark.md').read()
+    assert '| gtpt-t_onehand10k | 256x256 |' in text
 
 
 @pytest.mark.slow

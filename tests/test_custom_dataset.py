@@ -1,4 +1,4 @@
-"""The README's "Your own data set" config (docs/custom_dataset.md), copied
+"""The README's "Your own data set" config, copied
 as it stands next to the shipped configs, trains and tests on a data set no
 config was written for: AI Challenger's test images re-annotated in COCO
 format, with keypoints of their own names and order and their own metainfo
@@ -14,7 +14,7 @@ import torch
 from conftest import REPO
 from layout_runs import DATA, short_run
 
-DOC = osp.join(REPO, 'docs', 'custom_dataset.md')
+README = osp.join(REPO, 'README.md')
 CONFIG = 'configs/gtpt-s_my-keypoints.py'
 METAINFO = 'configs/_base_/datasets/my_keypoints.py'
 # the new layout: name -> the AI Challenger keypoint it re-annotates
@@ -42,9 +42,9 @@ LINKS = [('head', 'neck'), ('neck', 'l_shoulder'), ('neck', 'r_shoulder'),
 
 
 def config_block() -> str:
-    """The fenced Python block of the doc that is a config (has a
+    """The fenced Python block of the README that is a config (has a
     ``_base_``)."""
-    with open(DOC) as f:
+    with open(README) as f:
         blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
     configs = [
         b for b in blocks

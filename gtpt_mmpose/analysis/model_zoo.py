@@ -1,13 +1,15 @@
 """The models the benchmarks compare, built offline by name.
 
 ``gtpt-t``, ``gtpt-s``, ``gtpt-b``: this package's COCO-WholeBody configs;
-``rtmpose-m``, ``rtmpose-l``: MMPose's RTMPose whole-body 256x192 configs,
-with the pretrained-backbone download stripped and SyncBN as BN, so that
-they build on one machine without a network. Weights are random: timings
-and FLOPs do not depend on them.
+any other config name of this package (``gtpt-s_mpii``, ``gtpt-t_300w``)
+builds that config, at its codec's input size; ``rtmpose-m``,
+``rtmpose-l``: MMPose's RTMPose whole-body 256x192 configs, with the
+pretrained-backbone download stripped and SyncBN as BN, so that they build
+on one machine without a network. Weights are random: timings and FLOPs do
+not depend on them.
 """
 import os.path as osp
-from typing import Any, Optional, Union
+from typing import Any, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -21,17 +23,18 @@ RTMPOSE_CONFIG = ('wholebody_2d_keypoint/rtmpose/coco-wholebody/'
 INPUT_SHAPE = (3, 256, 192)
 
 
-def _check(name: str) -> None:
-    if name not in MODELS:
-        raise ValueError(f'unknown model {name!r}; one of {MODELS}')
-
-
 def config_file(name: str) -> str:
     """The config file of a model name (the installed copy for RTMPose)."""
-    _check(name)
-    if name.startswith('gtpt'):
-        from ..utils.config_paths import config_path
+    from ..utils.config_paths import config_path
+    if name in GTPT_MODELS:
         return config_path(f'{name}_coco-wholebody')
+    if name not in RTMPOSE_MODELS:
+        try:
+            return config_path(name)
+        except FileNotFoundError:
+            raise ValueError(f'unknown model {name!r}: one of {MODELS} or '
+                             'the name of a config in configs/ '
+                             "(e.g. 'gtpt-s_mpii')") from None
     import mmpose
     path = osp.join(
         osp.dirname(mmpose.__file__), '.mim', 'configs',
@@ -65,6 +68,20 @@ def _is_pretrained(init_cfg: Any) -> bool:
         isinstance(c, dict) and c.get('type') == 'Pretrained' for c in items)
 
 
+def is_gtpt(name: str) -> bool:
+    """Whether ``name`` is one of this package's models."""
+    return name not in RTMPOSE_MODELS
+
+
+def input_shape(name: str) -> Tuple[int, int, int]:
+    """(3, H, W) of the model's input crop: its codec's ``input_size``."""
+    if name in MODELS:
+        return INPUT_SHAPE
+    from mmengine.config import Config
+    w, h = Config.fromfile(config_file(name)).codec['input_size']
+    return (3, h, w)
+
+
 def build_model(name: str,
                 device: Union[str, torch.device] = 'cpu',
                 unpruned_pass: Optional[bool] = None,
@@ -74,7 +91,8 @@ def build_model(name: str,
     ``device``.
 
     Args:
-        name (str): One of :data:`MODELS`.
+        name (str): One of :data:`MODELS` or a config name of this
+            package.
         device (str | torch.device): Where to put it.
         unpruned_pass (bool, optional): GTPT only: override the config's
             ``unpruned_pass`` (whether training also runs the unpruned
@@ -93,7 +111,7 @@ def build_model(name: str,
     import gtpt_mmpose  # noqa: F401  (registers GTPT's modules)
     register_all_modules()
     cfg = Config.fromfile(config_file(name)).model
-    if name.startswith('gtpt'):
+    if is_gtpt(name):
         if unpruned_pass is not None:
             cfg.backbone.update(unpruned_pass=unpruned_pass)
     else:
@@ -111,7 +129,9 @@ def published_ap(name: str) -> Optional[float]:
     where the metafile does not give it."""
     import yaml
     config = config_file(name)
-    if name.startswith('gtpt'):
+    if name not in MODELS:
+        return None
+    if is_gtpt(name):
         metafile = osp.join(osp.dirname(config), 'gtpt_metafile.yml')
     else:
         metafile = osp.join(osp.dirname(config), 'rtmpose_coco-wholebody.yml')

@@ -168,8 +168,9 @@ def inference_markdown(result: dict) -> str:
     lines = [
         '## Inference', '', f"Measured {result['machine']['date']} with "
         f"`{result['command']}`.", '', *machine_table(result['machine']), '',
-        'Random weights; timed is a normalised (N, 3, 256, 192) image to '
-        'SimCC logits (no preprocessing, flip test or decoding), GTPT as '
+        'Random weights; timed is a normalised (N, 3, H, W) image of the '
+        "model's input size to SimCC logits (no preprocessing, flip test or "
+        'decoding), GTPT as '
         '`prepare_for_inference` prepares it for the runtime, RTMPose as '
         'MMPose builds it. Every round times every model, runtime and batch '
         'size once, in an order reversed every other round; a timing is the '
@@ -181,13 +182,14 @@ def inference_markdown(result: dict) -> str:
     for n in sorted({k[2] for k in t}):
         lines += [
             '', f'### Batch {n}', '',
-            '| model | params (M) | GFLOPs | with attention | ' +
+            '| model | input | params (M) | GFLOPs | with attention | ' +
             ' | '.join(runtimes) + ' |',
-            '| --- | ---: | ---: | ---: |' + ' ---: |' * len(runtimes)
+            '| --- | --- | ---: | ---: | ---: |' + ' ---: |' * len(runtimes)
         ]
         for m in models:
             info = result['models'][m]
-            lines.append(f"| {m} | {info['params_m']:.2f} | "
+            size = 'x'.join(map(str, info.get('input_hw', (256, 192))))
+            lines.append(f"| {m} | {size} | {info['params_m']:.2f} | "
                          f"{info['gflops']:.3f} | {info['gflops_full']:.3f} "
                          '| ' +
                          ' | '.join(_cell(t, (m, rt, n))

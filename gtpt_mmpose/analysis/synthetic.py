@@ -1,6 +1,6 @@
 """Synthetic inputs for the benchmarks and the GPU check: normalised images
 and SimCC training targets of the whole-body models' shapes."""
-from typing import List, Tuple, Union
+from typing import List, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -14,11 +14,13 @@ SIMCC_BINS = (384, 512)
 SIMCC_SIGMA = 4.0
 
 
-def random_images(batch: int, seed: int = 0) -> Tensor:
-    """(batch, 3, 256, 192) standard-normal images, the same for the same
-    ``batch`` and ``seed``."""
+def random_images(batch: int,
+                  seed: int = 0,
+                  shape: Sequence[int] = INPUT_SHAPE) -> Tensor:
+    """(batch, 3, H, W) standard-normal images (256 x 192 by default), the
+    same for the same ``batch``, ``seed`` and ``shape``."""
     g = torch.Generator().manual_seed(seed * 1000 + batch)
-    return torch.randn(batch, *INPUT_SHAPE, generator=g)
+    return torch.randn(batch, *shape, generator=g)
 
 
 def training_batch(batch: int,

@@ -14,6 +14,8 @@ ratios of medians.
         --docs docs/benchmarks.md --readme README.md     # the published run
     python tools/analysis/benchmark.py --variants s --runtimes eager \\
         onnxruntime --batch-sizes 1 --rounds 3
+    python tools/analysis/benchmark.py --models gtpt-s_mpii gtpt-s \\
+        rtmpose-m --runtimes eager onnxruntime openvino --batch-sizes 1
     python tools/analysis/benchmark.py --variants t --no-rtmpose \\
         --runtimes eager eager-bf16 openvino-bf16 --rounds 1 \\
         --bf16-accuracy configs/gtpt-t_coco-wholebody_mini.py CKPT
@@ -60,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=['t', 's', 'b'],
         choices=['t', 's', 'b'],
         help='GTPT sizes')
+    p.add_argument(
+        '--models',
+        nargs='+',
+        metavar='MODEL',
+        help='instead of --variants and RTMPose-m/l: any of '
+        f'{", ".join(model_zoo.MODELS)} or a config name of this package '
+        '(e.g. gtpt-s_mpii), each timed at its own input size')
     p.add_argument(
         '--runtimes',
         nargs='+',
@@ -127,11 +136,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         if path and not (begin in open(path).read()
                          and end in open(path).read()):
             parser.error(f'{path} has no {begin} ... {end} section')
+    for name in args.models or ():
+        try:
+            model_zoo.config_file(name)
+        except (ValueError, FileNotFoundError) as exc:
+            parser.error(str(exc))
     args.command = report.command_line(SCRIPT, parser, args, OUTPUTS)
     return args
 
 
 def model_names(args: argparse.Namespace) -> Tuple[str, ...]:
+    if args.models:
+        return tuple(dict.fromkeys(args.models))
     gtpt = tuple(f'gtpt-{v}' for v in args.variants)
     return gtpt + (() if args.no_rtmpose else model_zoo.RTMPOSE_MODELS)
 
@@ -141,25 +157,25 @@ def timed_names(args: argparse.Namespace) -> Dict[str, Tuple[str, str]]:
     out = {}
     for name in model_names(args):
         out[name] = (name, 'pruned')
-        if name.startswith('gtpt') and not args.no_unpruned:
+        if model_zoo.is_gtpt(name) and not args.no_unpruned:
             out[f'{name} unpruned'] = (name, 'unpruned')
     return out
 
 
 def model_info(name: str, module: nn.Module) -> dict:
-    """Parameters, GFLOPs in both conventions, config and published AP."""
-    counts = count_flops(module, (random_images(1), ))
-    info = dict(
+    """Parameters, GFLOPs in both conventions, input size, config and
+    published AP of the model ``name`` (without `` unpruned``)."""
+    shape = model_zoo.input_shape(name)
+    counts = count_flops(module, (random_images(1, shape=shape), ))
+    config = osp.basename(model_zoo.config_file(name))
+    return dict(
         params_m=counts['params'] / 1e6,
         gflops=counts['authors'] / 1e9,
-        gflops_full=counts['full'] / 1e9)
-    if name in model_zoo.MODELS:
-        config = osp.basename(model_zoo.config_file(name))
-        info.update(
-            config=f'`configs/{config}`'
-            if name.startswith('gtpt') else f'MMPose `{config[:-3]}`',
-            published_ap=model_zoo.published_ap(name))
-    return info
+        gflops_full=counts['full'] / 1e9,
+        input_hw=list(shape[1:]),
+        config=f'`configs/{config}`'
+        if model_zoo.is_gtpt(name) else f'MMPose `{config[:-3]}`',
+        published_ap=model_zoo.published_ap(name))
 
 
 class Calls:
@@ -174,13 +190,24 @@ class Calls:
             t: runners.image_to_logits(models[m], 'eager', path)
             for t, (m, path) in self.names.items()
         }
-        self.images = {n: random_images(n) for n in args.batch_sizes}
+        self.shapes = {
+            t: model_zoo.input_shape(m)
+            for t, (m, _) in self.names.items()
+        }
+        self._images: Dict[Tuple[Tuple[int, ...], int], torch.Tensor] = {}
         self.onnx_files: Dict[Tuple[str, int], str] = {}
         self.max_abs_diff: Dict[str, float] = {}
 
+    def image(self, name: str, batch: int) -> torch.Tensor:
+        """The random images timed name is given: its input size."""
+        key = (self.shapes[name], batch)
+        if key not in self._images:
+            self._images[key] = random_images(batch, shape=key[0])
+        return self._images[key]
+
     def make(self, name: str, runtime: str,
              batch: int) -> Callable[[], object]:
-        image = self.images[batch]
+        image = self.image(name, batch)
         onnx_file = self.onnx_file(
             name, batch) if (runtime in runners.EXPORTED) else None
         call = runners.runtime_call(runtime, image, self.eager[name],
@@ -203,7 +230,7 @@ class Calls:
                                              path)
             out = osp.join(self.workdir,
                            f'{name.replace(" ", "_")}_b{batch}.onnx')
-            write_onnx(module, self.images[batch], out, self.args.opset
+            write_onnx(module, self.image(name, batch), out, self.args.opset
                        or FUSED_ATTENTION_OPSET)
             self.onnx_files[name, batch] = out
         return self.onnx_files[name, batch]
@@ -214,9 +241,10 @@ def profile_all(calls: Calls, made: Dict[Key, Callable],
     """--profile: op time by kind of every model in every runtime at the
     smallest batch size."""
     n = min(args.batch_sizes)
-    image, count = calls.images[n].numpy(), calls_per_timing(n)
+    count = calls_per_timing(n)
     profiles = []
     for name in calls.names:
+        image = calls.image(name, n).numpy()
         for runtime in args.runtimes:
             if runtime == 'onnxruntime':
                 seconds = op_profile.onnxruntime_op_seconds(
@@ -250,7 +278,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     models = {name: model_zoo.build_model(name) for name in model_names(args)}
     info = {
-        t: model_info(t, runners.image_to_logits(models[m], None, path))
+        t: model_info(m, runners.image_to_logits(models[m], None, path))
         for t, (m, path) in timed_names(args).items()
     }
     order = list(runners.RUNTIMES).index
