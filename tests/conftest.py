@@ -36,6 +36,19 @@ def _runners_on_the_cpu(monkeypatch):
     monkeypatch.setattr(runner_module, 'get_device', lambda: 'cpu')
 
 
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """One torch thread for a module's tests, restored after: the tests share
+    2 cores with other work, and OpenMP's second thread then mostly spins
+    (test_demo and test_kept_tokens: 28 s instead of 60 s; FLOP counting 30x
+    slower). Use with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope='session')
 def repo_root() -> str:
     return REPO

@@ -10,9 +10,10 @@ import re
 import shutil
 
 import pytest
-import torch
 from conftest import REPO
 from layout_runs import DATA, short_run
+
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 README = osp.join(REPO, 'README.md')
 CONFIG = 'configs/gtpt-s_my-keypoints.py'
@@ -147,7 +148,6 @@ def test_the_docs_custom_config_trains_and_tests_on_a_new_data_set(
         ],
         ['l_hip', 'r_hip', 'l_knee', 'r_knee', 'l_ankle', 'r_ankle'],
     ]
-    torch.set_num_threads(1)
     runner = Runner.from_cfg(
         short_run(
             cfg, tmp_path / 'work', options=dict(experiment_name='custom')))

@@ -12,6 +12,8 @@ import sys
 import pytest
 from conftest import MINI_DATA, REPO, config_file, python_env
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
+
 NAME = 'gtpt-t_coco-wholebody'
 IMAGES = osp.join(MINI_DATA, 'train2017')
 IMAGE = osp.join(IMAGES, '000000196141.jpg')
@@ -20,18 +22,6 @@ DEMO = osp.join(REPO, 'demo', 'inference_demo.py')
 PEAK_MEMORY = osp.join(REPO, 'tests', 'helpers', 'peak_memory.py')
 BOXES = [[247, 74, 170, 300], [453, 206, 177,
                                210]]  # the batter and the catcher, x y w h
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """One torch thread, here and in the commands: the tests share 2 cores with
-    other work, and OpenMP's second thread then mostly spins (measured: 28 s
-    instead of 60 s for both files)."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def one_thread_env() -> dict:

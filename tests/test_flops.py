@@ -10,6 +10,8 @@ from mmengine.config import Config
 
 from gtpt_mmpose.analysis.flops import count_flops
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
+
 # authors-convention GFLOPs (thop, authors' eval model, 1x3x256x192) and
 # trainable parameters of one branch (spec §12; the README rounds them to
 # 2.373 M ... 8.342 M)
@@ -21,16 +23,6 @@ TARGETS = {
     'gtpt-s_coco-wholebody': (1.994, 5_453_088),
     'gtpt-b_coco-wholebody': (4.015, 8_341_984),
 }
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    # counts depend on shapes only; a second OpenMP thread on a busy 2-core
-    # machine is 30x slower
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class ToyAttention(nn.Module):

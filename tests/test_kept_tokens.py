@@ -7,6 +7,8 @@ import torch
 from conftest import (MINI_DATA, REPO, config_file, fixture_input, python_env,
                       run_script)
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
+
 # visual tokens kept by prune #1; by the transition and by prune #2 per
 # group; dense tokens per group (spec §0, pruned path; the same for T, S
 # and B)
@@ -14,17 +16,6 @@ SPEC = {
     'gtpt-t_coco': (179, (76, 76, 76), (25, 25, 25), (0, 0, 0)),
     'gtpt-t_coco-wholebody': (179, (60, 86, 122), (8, 34, 70), (68, 42, 6)),
 }
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """One torch thread, here and in the commands: the tests share 2 cores
-    with other work, and OpenMP's second thread then mostly spins (measured:
-    28 s instead of 60 s for both files)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def one_thread_env() -> dict:

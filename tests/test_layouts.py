@@ -17,6 +17,8 @@ from conftest import REPO, config_file, run_script
 from layout_runs import (DATA, DATASETS, LAYOUT_CONFIGS, data_root, dataset_of,
                          last_checkpoint, load_config, run_log, short_run)
 
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
+
 # each data set's layout (docs/layouts.md): MHGA group sizes, dense parts,
 # rows x columns of visual tokens
 LAYOUTS = {
@@ -56,15 +58,6 @@ FAST_EXPORTS = ('mpii', 'halpe')
 
 def image(dataset: str) -> str:
     return osp.join(DATA, dataset, IMAGES[dataset])
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """One torch thread: the tests share 2 cores with other work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class Run(NamedTuple):

@@ -14,23 +14,13 @@ from conftest import REPO, config_file, python_env
 from layout_runs import (DATASETS, LAYOUT_CONFIGS, data_root, dataset_of,
                          last_checkpoint, load_config, short_run)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures('one_torch_thread')]
 
 # data set -> the metric key its PCK is under, and that metric's full scale
 # (MpiiPCKAccuracy reports percent)
 PCK = {'mpii': ('PCK', 100.0), 'onehand10k': ('PCK', 1.0)}
 # people in each test set: one batch holds them all
 PEOPLE = {'mpii': 5, 'onehand10k': 4}
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """One torch thread: on 2 shared cores OpenMP's second thread mostly
-    spins."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def learning_config(dataset: str, work_dir, epochs: int):
