@@ -2,8 +2,11 @@
 MMPose 1.3.2), all in one place.
 
 ``import gtpt_mmpose`` applies the first four (:func:`apply_import_fixes`);
-``tools/train.py`` applies the fifth. Each says what breaks without it, and
-``tests/test_compat.py`` shows it breaking.
+``tools/train.py`` applies the fifth. Each says what breaks without it and
+which upstream change it stands in for, and applies itself only where the
+installed libraries still need it (1, 4 and 5 look first), so that it
+retires when the fix is released; ``tests/test_compat.py`` shows each
+breaking without it. 2 and 3 are this package's policy, not stand-ins.
 
 1. :func:`allow_mmengine_checkpoints`: MMEngine checkpoints under
    ``weights_only``.
@@ -72,11 +75,19 @@ def allow_mmengine_checkpoints() -> None:
     hub's ``HistoryBuffer``, numpy scalars and arrays, ``OrderedDict``. Only
     those are allowed, and a ``getattr`` that reaches nothing but
     ``HistoryBuffer``'s statistics methods; nothing that can run code.
+
+    Stands in for MMEngine declaring its checkpoints' types safe itself
+    (open-mmlab/mmengine#1655, open; its PR #1650 would instead turn
+    ``weights_only`` off): skipped where ``HistoryBuffer`` is already an
+    allowed global.
     """
     import codecs
 
     from mmengine.logging.history_buffer import HistoryBuffer
-    from torch.serialization import add_safe_globals
+    from torch.serialization import add_safe_globals, get_safe_globals
+
+    if HistoryBuffer in get_safe_globals():
+        return
 
     # bytes: an empty numpy array (e.g. the sigmas and skeleton colours of
     # a data set without them, like 300W, in dataset_meta) pickles as bytes()
@@ -140,13 +151,16 @@ def patch_opencv_draw_circles() -> None:
 
     It calls ``int(radius)`` on a one-element array, which numpy refuses
     ("only 0-dimensional arrays can be converted"): every keypoint drawing
-    crashed.
+    crashed. Stands in for MMPose converting the radius itself (1.3.2, the
+    latest release, does not): applied only where the installed visualiser
+    still fails on a one-element radius (:func:`_draw_circles_fails`).
     """
     from mmpose.visualization.opencv_backend_visualizer import \
         OpencvBackendVisualizer
 
     original = OpencvBackendVisualizer.draw_circles
-    if getattr(original, 'gtpt_numpy2_fix', False):
+    if getattr(original, 'gtpt_numpy2_fix',
+               False) or not _draw_circles_fails(OpencvBackendVisualizer):
         return
 
     @functools.wraps(original)
@@ -158,6 +172,24 @@ def patch_opencv_draw_circles() -> None:
 
     draw_circles.gtpt_numpy2_fix = True
     OpencvBackendVisualizer.draw_circles = draw_circles
+
+
+def _draw_circles_fails(visualizer_class: type) -> bool:
+    """Whether ``visualizer_class.draw_circles`` (OpenCV backend) raises on
+    a one-element radius array, tried on a 3 x 3 image."""
+    visualizer = object.__new__(visualizer_class)  # no window, no backend
+    visualizer.backend = 'opencv'
+    visualizer._image = np.zeros((3, 3, 3), np.uint8)
+    try:
+        visualizer_class.draw_circles(
+            visualizer,
+            np.ones(2),
+            np.ones(1),
+            face_colors=(1, 1, 1),
+            alpha=1.0)
+    except TypeError:
+        return True
+    return False
 
 
 def apply_import_fixes() -> None:
@@ -184,7 +216,9 @@ def start_cpu_process_group(argv: List[str]) -> List[str]:
     MMEngine 0.10.7's set-up calls ``torch.cuda.set_device`` and gives DDP
     ``device_ids``, so ``--launcher pytorch`` fails without a GPU. Here the
     gloo process group is started first (MMEngine then skips its own set-up)
-    and DDP gets no device ids.
+    and DDP gets no device ids. Stands in for a CPU branch in MMEngine's
+    ``init_dist`` and ``Runner.wrap_model``; applied only where CUDA is
+    absent.
 
     Args:
         argv (List[str]): The arguments of MMPose's ``tools/train.py``.

@@ -135,3 +135,32 @@ def test_start_cpu_process_group(monkeypatch):
         if dist.is_initialized():
             dist.destroy_process_group()
     assert start_cpu_process_group(['cfg.py']) == []  # not distributed
+
+
+def test_fixes_retire_where_the_installed_libraries_no_longer_need_them(
+        monkeypatch):
+    """A released upstream fix makes ours a no-op: here simulated by an
+    MMPose whose visualiser takes a one-element radius, and an MMEngine
+    whose HistoryBuffer is already an allowed global."""
+    import torch.serialization
+    from mmpose.visualization.opencv_backend_visualizer import \
+        OpencvBackendVisualizer
+
+    from gtpt_mmpose import compat
+    unpatched = OpencvBackendVisualizer.draw_circles.__wrapped__
+
+    def fixed_upstream(self, center, radius, *args, **kwargs):
+        return unpatched(self, center, float(np.asarray(radius).item()),
+                         *args, **kwargs)
+
+    monkeypatch.setattr(OpencvBackendVisualizer, 'draw_circles', unpatched)
+    assert compat._draw_circles_fails(OpencvBackendVisualizer)
+    monkeypatch.setattr(OpencvBackendVisualizer, 'draw_circles',
+                        fixed_upstream)
+    compat.patch_opencv_draw_circles()
+    assert OpencvBackendVisualizer.draw_circles is fixed_upstream
+
+    added = []
+    monkeypatch.setattr(torch.serialization, 'add_safe_globals', added.append)
+    compat.allow_mmengine_checkpoints()  # import already allowed them
+    assert added == []
