@@ -150,8 +150,8 @@ def test_fixes_retire_where_the_installed_libraries_no_longer_need_them(
     unpatched = OpencvBackendVisualizer.draw_circles.__wrapped__
 
     def fixed_upstream(self, center, radius, *args, **kwargs):
-        return unpatched(self, center, float(np.asarray(radius).item()),
-                         *args, **kwargs)
+        return unpatched(self, center, float(np.asarray(radius).item()), *args,
+                         **kwargs)
 
     monkeypatch.setattr(OpencvBackendVisualizer, 'draw_circles', unpatched)
     assert compat._draw_circles_fails(OpencvBackendVisualizer)
