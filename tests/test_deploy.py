@@ -37,8 +37,8 @@ def build(name: str):
 
 @pytest.mark.parametrize('arch', ['t', 'b'])  # B: a BN after PixelShuffle
 @pytest.mark.parametrize('plan', [
-    InferencePlan(4, True),
-    InferencePlan(None, False),
+    InferencePlan(4, True, True),
+    InferencePlan(),
 ])
 def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
         arch, plan):
@@ -67,6 +67,15 @@ def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
     # oneDNN: every layer of the blocks and the patch embedding (12 blocks,
     # 4 linear layers each), none else
     assert len(onednn) == (49 if plan.onednn_linears else 0)
+    # channels-last: every stem convolution whose layout is not ambiguous
+    # (more than one input channel per group, a kernel over 1x1)
+    convs = [
+        m for m in prepared.backbone.modules() if isinstance(m, nn.Conv2d)
+        and m.weight.shape[1] > 1 and m.weight.shape[2] > 1
+    ]
+    assert convs and all(
+        c.weight.is_contiguous(memory_format=torch.channels_last) ==
+        plan.channels_last_stem for c in convs)
     with pytest.raises(ValueError, match='already prepared'):
         prepare_for_inference(prepared)
     for g, r in zip(got, ref):
@@ -80,12 +89,11 @@ def test_the_plan_follows_the_device_the_model_is_on(monkeypatch):
     weights, not from the host) and an exported graph get neither."""
     import gtpt_mmpose.deploy.prepare as prepare
     monkeypatch.setattr(prepare, 'mkl_is_slow', lambda: True)
-    assert inference_plan('cpu') == InferencePlan(4, True)
-    assert inference_plan(torch.device('cuda',
-                                       1)) == InferencePlan(None, False)
-    assert inference_plan('cpu', 'export') == InferencePlan(None, False)
+    assert inference_plan('cpu') == InferencePlan(4, True, True)
+    assert inference_plan(torch.device('cuda', 1)) == InferencePlan()
+    assert inference_plan('cpu', 'export') == InferencePlan()
     monkeypatch.setattr(prepare, 'mkl_is_slow', lambda: False)
-    assert inference_plan('cpu') == InferencePlan(4, False)
+    assert inference_plan('cpu') == InferencePlan(4, False, True)
     seen = []
     real_plan = prepare.inference_plan
     monkeypatch.setattr(
