@@ -74,8 +74,9 @@ def test_prepared_model_folds_every_batchnorm_and_keeps_its_outputs(
         and m.weight.shape[1] > 1 and m.weight.shape[2] > 1
     ]
     assert convs and all(
-        c.weight.is_contiguous(memory_format=torch.channels_last) ==
-        plan.channels_last_stem for c in convs)
+        c.weight.is_contiguous(
+            memory_format=torch.channels_last) == plan.channels_last_stem
+        for c in convs)
     with pytest.raises(ValueError, match='already prepared'):
         prepare_for_inference(prepared)
     for g, r in zip(got, ref):
@@ -90,7 +91,8 @@ def test_the_plan_follows_the_device_the_model_is_on(monkeypatch):
     import gtpt_mmpose.deploy.prepare as prepare
     monkeypatch.setattr(prepare, 'mkl_is_slow', lambda: True)
     assert inference_plan('cpu') == InferencePlan(4, True, True)
-    assert inference_plan(torch.device('cuda', 1)) == InferencePlan()
+    assert inference_plan(torch.device('cuda',
+                                       1)) == InferencePlan(None, False, True)
     assert inference_plan('cpu', 'export') == InferencePlan()
     monkeypatch.setattr(prepare, 'mkl_is_slow', lambda: False)
     assert inference_plan('cpu') == InferencePlan(4, False, True)

@@ -318,11 +318,26 @@ def test_sine_table_matches_the_formula():
         abs_tol=1e-6)
 
 
-def test_concat_shuffle_is_channel_shuffle_of_the_concatenation():
+@pytest.mark.parametrize('memory_format',
+                         [torch.contiguous_format, torch.channels_last])
+def test_concat_shuffle_is_channel_shuffle_of_the_concatenation(memory_format):
+    """Values, memory format and gradients, against PyTorch's own
+    channel_shuffle of the concatenation."""
     from gtpt_mmpose.models.backbones.shufflenet_stem import concat_shuffle
-    a, b = torch.randn(2, 6, 5, 4), torch.randn(2, 6, 5, 4)
-    assert torch.equal(
-        concat_shuffle(a, b), F.channel_shuffle(torch.cat((a, b), dim=1), 2))
+    a, b = (
+        torch.randn(2, 6, 5, 4).contiguous(
+            memory_format=memory_format).requires_grad_() for _ in range(2))
+    out = concat_shuffle(a, b)
+    ref = F.channel_shuffle(torch.cat((a, b), dim=1), 2)
+    assert torch.equal(out, ref)
+    assert out.is_contiguous(memory_format=memory_format)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, (a, b), grad)
+    want = torch.autograd.grad(ref, (a, b), grad)
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+    if memory_format == torch.channels_last:  # what the BatchNorms read
+        assert all(g.is_contiguous(memory_format=memory_format) for g in got)
 
 
 def test_pruning_logits_are_those_of_the_attention_itself():

@@ -29,10 +29,11 @@ class InferencePlan(NamedTuple):
 
     ``tokenizer_chunk``: images per tokenizer call (None: the whole batch);
     ``onednn_linears``: linear layers through oneDNN
-    (``onednn_linear.py``); ``channels_last_stem``: the stem's weights
-    channels-last, so that its convolutions run in oneDNN's NHWC kernels
-    (GTPT-S, 2 Intel cores: batch 1 47.2 -> 32.8 ms, batch 32 bfloat16
-    25.8 -> 14.6 ms per image, docs/design.md §2.2).
+    (``onednn_linear.py``); ``channels_last_stem``: keep the stem
+    channels-last as the model has it (NHWC convolution kernels: GTPT-S, 2
+    Intel cores, batch 1 32.8 against 47.2 ms per image in NCHW,
+    docs/design.md §1.6), or make it NCHW, which an exported graph needs
+    to trace without layout transposes.
     """
     tokenizer_chunk: Optional[int] = None
     onednn_linears: bool = False
@@ -41,10 +42,10 @@ class InferencePlan(NamedTuple):
 
 def inference_plan(device: Union[str, torch.device],
                    backend: str = 'eager') -> InferencePlan:
-    """What pays on ``device``: the tokenizer in chunks, a channels-last
-    stem and oneDNN's linear layers (where MKL is slow) only in eager
-    PyTorch on a CPU; a GPU or an exported graph (whose runtime picks its
-    own kernels and layouts) gets none of them.
+    """What pays on ``device``: the tokenizer in chunks and oneDNN's
+    linear layers (where MKL is slow) only in eager PyTorch on a CPU; the
+    model's channels-last stem in eager PyTorch; an exported graph (whose
+    runtime picks its own kernels and layouts) gets none of them.
 
     Args:
         device (str | torch.device): Where the model runs.
@@ -57,8 +58,10 @@ def inference_plan(device: Union[str, torch.device],
     if backend not in BACKENDS:
         raise ValueError(f'backend must be one of {BACKENDS}, got '
                          f'{backend!r}')
-    if backend == 'export' or torch.device(device).type != 'cpu':
+    if backend == 'export':
         return InferencePlan()
+    if torch.device(device).type != 'cpu':
+        return InferencePlan(channels_last_stem=True)
     return InferencePlan(TOKENIZER_CHUNK, mkl_is_slow(), True)
 
 
@@ -91,9 +94,9 @@ def prepare_for_inference(pose_model: nn.Module,
     and the stem's last stage run without channel shuffles or splits, its
     output order absorbed by the patch embedding's weights. Then
     :func:`inference_plan` for the model's device (or ``plan``): on a CPU in
-    eager PyTorch the tokenizer runs in chunks of a few images with a
-    channels-last stem, and the linear layers through oneDNN where MKL is
-    slow. For ``'export'``
+    eager PyTorch the tokenizer runs in chunks of a few images, and the
+    linear layers through oneDNN where MKL is slow; an export gets an NCHW
+    stem. For ``'export'``
     nothing more: ``write_onnx`` writes attention as the fused ONNX
     ``Attention`` op. The rewritten model gives the same outputs (to float
     rounding) and can no longer be trained or load checkpoints.
@@ -124,8 +127,8 @@ def prepare_for_inference(pose_model: nn.Module,
     cut_stem_shuffles(backbone)
     if plan.onednn_linears:
         use_onednn_linears(backbone)
-    if plan.channels_last_stem:
-        backbone.stem.to(memory_format=torch.channels_last)
+    backbone.stem.to(memory_format=torch.channels_last if plan.
+                     channels_last_stem else torch.contiguous_format)
     if plan.tokenizer_chunk:  # stem, patch_norm and patch_embed as one
         backbone.stem = BatchChunks(
             nn.Sequential(backbone.stem, backbone.patch_embed),

@@ -166,7 +166,8 @@ class GTPT(BaseModule):
                      (input_size[0] + left + right) // TOKEN_CELL[1])
 
         # tokenizer (spec §1)
-        self.stem = cfg['stem']()
+        # channels-last: the convolutions in NHWC kernels (design.md §1.6)
+        self.stem = cfg['stem']().to(memory_format=torch.channels_last)
         ch = self.stem.out_channels
         self.patch_norm = nn.BatchNorm2d(ch)
         self.patch_embed = PatchEmbed(ch, dims, PATCH_SIZE)
