@@ -75,8 +75,9 @@ def test_the_ground_truth_scores_ap_1_on_every_part(tmp_path):
 
 def test_the_threshold_is_the_authors_in_gtpt_heads_score_units():
     """0.01 on probabilities; GTPTHead multiplies probabilities by its
-    score_scale, so every config and the metric's default use 0.01 times
-    it."""
+    score_scale, so every config's COCO-style metric (the ones that
+    threshold scores: COCO, COCO-WholeBody, CrowdPose, AIC, Halpe, AP-10K)
+    and the metric's default use 0.01 times it."""
     import glob
 
     from mmengine.config import Config
@@ -84,14 +85,23 @@ def test_the_threshold_is_the_authors_in_gtpt_heads_score_units():
 
     from gtpt_mmpose.evaluation.wholebody_part_metric import \
         DEFAULT_KEYPOINT_SCORE_THR
-    paths = glob.glob(config_file('gtpt-*'))
-    assert len(paths) == 8
-    for path in paths:
+    thresholded = ('CocoMetric', 'CocoWholeBodyMetric', 'WholeBodyPartMetric')
+    checked = set()
+    for path in glob.glob(config_file('gtpt-*')):
         cfg = Config.fromfile(path)
         scale = MODELS.build(cfg.model.head).score_scale
         assert scale == pytest.approx(4 * math.sqrt(2 * math.pi))
-        for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
-            assert evaluator.keypoint_score_thr == pytest.approx(0.01 * scale)
+        for evaluators in (cfg.val_evaluator, cfg.test_evaluator):
+            for evaluator in (evaluators if isinstance(evaluators, list) else
+                              [evaluators]):
+                if evaluator.type in thresholded:
+                    assert evaluator.keypoint_score_thr == pytest.approx(
+                        0.01 * scale), path
+                    checked.add(osp.basename(path)[:-3].split('_', 1)[1])
+    assert checked == {
+        'coco', 'coco_mini', 'coco-wholebody', 'coco-wholebody_mini',
+        'crowdpose', 'aic', 'halpe', 'ap10k'
+    }
     assert DEFAULT_KEYPOINT_SCORE_THR == pytest.approx(0.01 * scale)
 
 
