@@ -62,8 +62,10 @@ def learning_config(dataset: str, work_dir, epochs: int):
     return cfg
 
 
+# OneHand10K's EMA reaches the trained weights later: PCK 0.62 at epoch 200,
+# 1.0 at 250 and 300 (validated every 50 epochs)
 @pytest.mark.parametrize('dataset, epochs', [('mpii', 200),
-                                             ('onehand10k', 200)])
+                                             ('onehand10k', 300)])
 def test_a_short_run_learns_the_images_it_trains_on(dataset, epochs, tmp_path,
                                                     capsys):
     """PCK on the training images (PCKh@0.5 for MPII, PCK@0.2 of the box
